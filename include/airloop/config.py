@@ -22,21 +22,21 @@ class SettingsError(ValueError):
     """A setting has a value Airloop cannot use; the message names the variable."""
 
 
-def _env(name: str, default: str) -> str:
+def env_str(name: str, default: str) -> str:
     value = os.environ.get(name)
     return default if value is None or value == "" else value
 
 
-def _float(name: str, default: float) -> float:
-    raw = _env(name, str(default))
+def env_float(name: str, default: float) -> float:
+    raw = env_str(name, str(default))
     try:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
-def _int(name: str, default: int) -> int:
-    raw = _env(name, str(default))
+def env_int(name: str, default: int) -> int:
+    raw = env_str(name, str(default))
     try:
         return int(raw)
     except ValueError:
@@ -105,19 +105,19 @@ class Settings:
     def from_env(cls) -> "Settings":
         """Build settings from the environment, validating each value once."""
         _load_env_file()
-        data_dir = Path(_env("AIRLOOP_DATA_DIR", str(PROJECT_ROOT / "data"))).resolve()
+        data_dir = Path(env_str("AIRLOOP_DATA_DIR", str(PROJECT_ROOT / "data"))).resolve()
         settings = cls(
-            profile=_env("AIRLOOP_PROFILE", "embedded"),
+            profile=env_str("AIRLOOP_PROFILE", "embedded"),
             data_dir=data_dir,
-            lake_url=_env("AIRLOOP_LAKE_URL", (data_dir / "lake").as_uri()),
-            s3_endpoint_url=_env("AIRLOOP_S3_ENDPOINT_URL", ""),
-            s3_region=_env("AIRLOOP_S3_REGION", "us-east-1"),
-            source_url=_env("AIRLOOP_SOURCE_URL", f"sqlite:///{data_dir / 'source.db'}"),
-            registry_url=_env("AIRLOOP_REGISTRY_URL", f"sqlite:///{data_dir / 'registry.db'}"),
-            feature_repo=Path(_env("AIRLOOP_FEATURE_REPO", str(PROJECT_ROOT / "feature_repo"))),
-            use_case=_env("AIRLOOP_USE_CASE", "airloop.usecases.flights:USE_CASE"),
-            replay_offset_days=_int("AIRLOOP_REPLAY_OFFSET_DAYS", 4746),
-            max_quarantine_share=_float("AIRLOOP_MAX_QUARANTINE_SHARE", 0.01),
+            lake_url=env_str("AIRLOOP_LAKE_URL", (data_dir / "lake").as_uri()),
+            s3_endpoint_url=env_str("AIRLOOP_S3_ENDPOINT_URL", ""),
+            s3_region=env_str("AIRLOOP_S3_REGION", "us-east-1"),
+            source_url=env_str("AIRLOOP_SOURCE_URL", f"sqlite:///{data_dir / 'source.db'}"),
+            registry_url=env_str("AIRLOOP_REGISTRY_URL", f"sqlite:///{data_dir / 'registry.db'}"),
+            feature_repo=Path(env_str("AIRLOOP_FEATURE_REPO", str(PROJECT_ROOT / "feature_repo"))),
+            use_case=env_str("AIRLOOP_USE_CASE", "airloop.usecases.flights:USE_CASE"),
+            replay_offset_days=env_int("AIRLOOP_REPLAY_OFFSET_DAYS", 4746),
+            max_quarantine_share=env_float("AIRLOOP_MAX_QUARANTINE_SHARE", 0.01),
         )
         settings.validate()
         return settings
