@@ -330,9 +330,10 @@ def realized_labels(raw_flights: "pd.DataFrame", *, late_minutes: int = 15) -> "
     return flown
 
 
-def join_outcomes(predictions: "pd.DataFrame", outcomes: "pd.DataFrame") -> "pd.DataFrame":
-    """Predictions joined to realized labels on the most specific flight key both frames have."""
-    for key in OUTCOME_KEYS:
+def join_outcomes(predictions: "pd.DataFrame", outcomes: "pd.DataFrame", key: tuple[str, ...] | None = None) -> "pd.DataFrame":
+    """Predictions joined to realized labels on ``key`` (the use case's prediction key), else on
+    the most specific flight key both frames have."""
+    for key in ([tuple(key)] if key else []) + list(OUTCOME_KEYS):
         if all(c in predictions.columns and c in outcomes.columns for c in key):
             right = outcomes[list(key) + [LABEL_COLUMN]].drop_duplicates(list(key))
             left = predictions.drop(columns=[LABEL_COLUMN], errors="ignore")
@@ -349,6 +350,7 @@ def performance_report(
     reference_auc: float | None = None,
     config: MonitorConfig | None = None,
     model_version: int | None = None,
+    threshold: float | None = None,
     render_html: bool = True,
 ) -> ReportResult:
     """Evidently classification report of a day's scores against its realized labels.
@@ -356,6 +358,7 @@ def performance_report(
     :param scored: rows with ``score`` and ``is_delayed`` (0/1).
     :param reference_auc: the champion's AUC on its reference sample; ``auc_drop`` is the
         difference (positive = worse now).
+    :param threshold: operating threshold on the score for precision / recall (Evidently: 0.5).
     :returns: status ``skipped`` when fewer than ``config.min_rows`` rows are labelled or only
         one class occurred (AUC is undefined then, not zero).
     """
@@ -376,7 +379,7 @@ def performance_report(
         classification=[BinaryClassification(target=LABEL_COLUMN, prediction_probas=SCORE_COLUMN)],
         numerical_columns=[SCORE_COLUMN],
     )
-    snapshot = Report([ClassificationPreset()]).run(Dataset.from_pandas(frame, data_definition=definition), None)
+    snapshot = Report([ClassificationPreset(probas_threshold=threshold)]).run(Dataset.from_pandas(frame, data_definition=definition), None)
     result.body = snapshot.dict()
     numbers = parse_classification_json(result.body)
     calibration = calibration_table(frame[LABEL_COLUMN], frame[SCORE_COLUMN])
@@ -663,15 +666,7 @@ def _registry_version(settings: "Settings", model_version: int | None):
 
 
 def _model_name(settings: "Settings", use_case) -> str:
-    try:
-        from airloop import train
-
-        name = getattr(train, "MODEL_NAME", None)
-        if name:
-            return name
-    except ImportError:
-        pass
-    return use_case.extras.get("model_name") or use_case.name
+    return use_case.model.name if use_case.model is not None else use_case.name
 
 
 # --- one day, end to end (what the operators and the CLI call) --------------------------------
@@ -762,8 +757,15 @@ def monitor_performance(
     if reference is not None and {LABEL_COLUMN, SCORE_COLUMN} <= set(reference.columns):
         labelled = reference[reference[LABEL_COLUMN].notna()]
         reference_auc = roc_auc(labelled[LABEL_COLUMN].astype(int), labelled[SCORE_COLUMN])
-    scored = join_outcomes(predictions, outcomes)
-    result = performance_report(ds, scored, reference_auc=reference_auc, config=config, model_version=version)
+    from airloop.usecase import load_use_case
+
+    use_case = load_use_case(settings.use_case)
+    key = use_case.prediction.key if use_case.prediction is not None else None
+    threshold = use_case.model.threshold if use_case.model is not None else None
+    scored = join_outcomes(predictions, outcomes, key)
+    result = performance_report(
+        ds, scored, reference_auc=reference_auc, config=config, model_version=version, threshold=threshold
+    )
     prefix = publish_report(lake, result)
     store.upsert(result, report_prefix=prefix, measured_on=measured_on)
     return result
