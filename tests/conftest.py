@@ -63,3 +63,50 @@ def lake(settings):
     from airloop.storage import open_lake
 
     return open_lake(settings)
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """A real S3-compatible HTTP server (moto's server mode) on a free port; yields its endpoint.
+
+    Clients reach it like any S3 endpoint (``AIRLOOP_S3_ENDPOINT_URL``) with test credentials.
+    """
+    import subprocess
+    import time
+
+    moto = Path(sys.executable).parent / "moto_server"
+    if not moto.exists():
+        pytest.skip(f"moto_server is not installed in {moto.parent} (pip install 'moto[server]')")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while not port_open("127.0.0.1", port, timeout=0.5):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"moto_server did not start on port {port}: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def s3_env(moto_server, monkeypatch):
+    """AWS test credentials and the moto endpoint in the environment; yields the endpoint."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AIRLOOP_S3_ENDPOINT_URL": moto_server,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    return moto_server
