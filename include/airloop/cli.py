@@ -13,6 +13,7 @@ import sys
 
 COMMAND_MODULES = [
     "airloop.cli_ingest",
+    "airloop.cli_services",
 ]
 
 
