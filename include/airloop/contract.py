@@ -91,12 +91,23 @@ def _coerce(frame: "pd.DataFrame", contract: "ColumnContract", reasons: "pd.Seri
         fractional = values.notna() & (values != values.round())
         lost = lost | fractional.fillna(False).astype(bool)
     for idx in lost[lost].index:
-        _add(reasons, idx, f"{contract.name}: not a valid {contract.dtype}: {raw.loc[idx]!r}")
+        _add(reasons, idx, f"{contract.name}: not a valid {contract.dtype}: {_show(raw.loc[idx])}")
     if contract.dtype == "int":
         values = values.where(~lost).round().astype("Int64")
     elif contract.dtype == "float":
         values = values.astype("float64")
     return values
+
+
+def _show(value) -> str:
+    """A value as a reason shows it: plain Python repr (``-1.0``, ``'XXX'``), never ``np.float64(-1.0)``."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            value = item()
+        except (TypeError, ValueError):
+            pass
+    return repr(value)
 
 
 def _add(reasons: "pd.Series", idx, reason: str) -> None:
@@ -154,7 +165,8 @@ def validate(frame: "pd.DataFrame", table: "SourceTable") -> ValidationResult:
         for row in cases.itertuples(index=False):
             if row.index is None or pd.isna(row.index):
                 raise ContractError(f"table {table.name!r}: {row.check} on {row.column}") from exc
-            _add(reasons, int(row.index), f"{row.column}: {row.failure_case!r} {row.check}")
+            # Show the row's own typed value: failure_case mixes dtypes across columns (13 -> 13.0).
+            _add(reasons, int(row.index), f"{row.column}: {_show(typed.at[int(row.index), row.column])} {row.check}")
 
     # Duplicate keys among otherwise-valid rows: identical copies keep their first occurrence;
     # conflicting versions of one key are all quarantined, since nothing says which is right.
