@@ -46,9 +46,10 @@ def synthetic_training_set(
     # Thresholds and interactions (what trees find and a linear model cannot): evening waves,
     # low visibility, a delay history that only matters past 20 minutes.
     low_visib = np.nan_to_num(visib, nan=10.0) < 3
-    logit = -2.0 + signal * (
+    distance = rng.uniform(100, 2500, n).round()
+    logit = -2.2 + signal * (
         1.6 * np.tanh((hist - 20) / 6) + 1.2 * ((hour >= 16) & (hour <= 20)) + 1.4 * low_visib + carrier_effect
-        + 0.8 * ((origin == "LGA") & (hour >= 17))
+        + 1.5 * ((origin == "LGA") & (hour >= 17)) + 1.5 * (np.abs(distance - 1300) > 900) - 1.0 * ((hour < 9) & (hist > 20))
     )
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int64")
     frame = pd.DataFrame(
@@ -61,7 +62,7 @@ def synthetic_training_set(
             "origin_dep_delay_mean_1d": hist,
             "sched_hour": hour,
             "day_of_week": pd.to_datetime(ds).dayofweek.to_numpy(),
-            "distance": rng.uniform(100, 2500, n).round(),
+            "distance": distance,
             "visib": visib,
             "is_delayed": label,
         }
