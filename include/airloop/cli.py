@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = [
     "airloop.cli_ingest",
     "airloop.cli_services",
+    "airloop.cli_predict",
 ]
 
 

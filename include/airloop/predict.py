@@ -41,6 +41,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -213,40 +214,68 @@ def check_feature_columns(model_columns: Iterable[str], provided: Iterable[str],
 # --- features ------------------------------------------------------------------------------------
 
 
-class FeatureLookup:
-    """Features of the rows to score, as of one instant (the features stage, behind one interface).
+def upstream_partitions(ds: date | str, use_case: "UseCase") -> list[str]:
+    """The partitions scoring day ``ds`` waits for: every feature view's partition of ``ds - 1``.
 
-    Subclass or pass another object with the same methods to score with other features (tests,
-    benchmarks); the default reads the lake through :mod:`airloop.features`.
+    They are the newest data the features as of ``ds``'s prediction time can hold (``ds - 1`` is
+    the last day ingested by then); older partitions were checked when they were the newest.
+    """
+    from datetime import timedelta
+
+    if use_case.features is None:
+        raise ScoringError(f"use case {use_case.name!r} defines no features (use_case.features)")
+    previous = (parse_ds(ds) - timedelta(days=1)).isoformat()
+    return [partition_prefix("features", view.name, previous) for view in use_case.features.views]
+
+
+class FeatureLookup:
+    """Features of the rows to score, as of one instant: the features stage behind one interface.
+
+    Pass another object with the same methods (``service_name``, ``columns``,
+    ``input_partitions``, ``lookup``) to score with other features (tests, benchmarks).
+
+    :param feature_service: the Feast feature service (default: the use case's).
+    :param lake: the lake to read feature partitions from (default: the settings').
     """
 
-    def __init__(self, settings: "Settings", feature_service: str | None = None):
+    def __init__(self, settings: "Settings", feature_service: str | None = None, *, lake: Lake | None = None, use_case=None):
         self.settings = settings
         self.feature_service = feature_service
+        self.lake = lake
+        self.use_case = use_case
 
     @property
     def service_name(self) -> str:
         from airloop import features
 
-        return self.feature_service or features.FEATURE_SERVICE
+        return self.feature_service or features.default_feature_service(self.settings)
+
+    @cached_property
+    def store(self):
+        from airloop import features
+
+        return features.feature_store(self.settings)
 
     def columns(self) -> list[str]:
-        """The model inputs this service provides."""
+        """The model inputs this service provides (request-time columns, then features)."""
         from airloop import features
 
-        return list(features.feature_columns(self.service_name))
+        return list(features.feature_columns(self.service_name, settings=self.settings))
 
     def input_partitions(self, ds: date) -> list[str]:
-        """Lake prefixes whose data the lookup for day ``ds`` reads (checked before scoring)."""
+        """Lake prefixes checked (and recorded as lineage) before day ``ds`` is scored."""
+        from airloop.usecase import load_use_case
+
+        return upstream_partitions(ds, self.use_case or load_use_case(self.settings.use_case))
+
+    def lookup(self, rows: "pd.DataFrame", as_of: datetime) -> "pd.DataFrame":
+        """One row per row of ``rows`` (same order): the entity columns and the features."""
         from airloop import features
 
-        return list(features.scoring_inputs(ds, settings=self.settings, feature_service=self.service_name))
-
-    def lookup(self, entities: "pd.DataFrame", as_of: datetime) -> "pd.DataFrame":
-        """One row per row of ``entities`` (same order), with :meth:`columns`."""
-        from airloop import features
-
-        return features.features_as_of(entities, as_of, settings=self.settings, feature_service=self.service_name)
+        entities = features.entity_rows(rows, settings=self.settings)
+        return features.features_as_of(
+            entities, as_of, settings=self.settings, feature_service=self.service_name, store=self.store, lake=self.lake
+        )
 
 
 def verify_inputs(lake: Lake, prefixes: Iterable[str]) -> list[dict]:
@@ -741,7 +770,7 @@ def _score_day(day, as_of, spec, *, use_case, settings, lake, source, registry, 
     model_name = use_case.model.name
     choice = choose_model(registry, model_name, as_of, pinned=pinned, now=now)
     mv = choice.version
-    features = features or FeatureLookup(settings, mv.feature_service)
+    features = features or FeatureLookup(settings, mv.feature_service, lake=lake, use_case=use_case)
     service = getattr(features, "service_name", None) or mv.feature_service
     model_columns = list(mv.feature_columns)
     check_feature_columns(model_columns, features.columns(), model=f"{model_name} v{mv.version}", service=service)

@@ -64,7 +64,14 @@ def ensure_pools(settings: Settings) -> str:
     return "pools " + ", ".join(f"{n}={p['slots']}" for n, p in pools.items())
 
 
+def ensure_scoring_runs(settings: Settings) -> str:
+    from airloop.predict import ensure_scoring_runs as ensure
+
+    return ensure(settings)
+
+
 SETUP_STEPS: list[Callable[[Settings], str]] = [ensure_folders, ensure_source, ensure_bucket, ensure_pools]
+SETUP_STEPS.append(ensure_scoring_runs)
 
 
 def run_setup(settings: Settings, *, skip_pools: bool = False) -> None:

@@ -451,3 +451,35 @@ def test_trace_names_the_model_window_and_inputs(settings, lake, ready):
     assert traced["model"]["version"] == ready
     assert traced["model"]["training_window"]["start"] == "2026-01-05"
     assert traced["inputs"]["partitions"][0]["partition"] == upstream_prefix(DAY)
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_shows_traces_and_lists_runs(settings, lake, ready, capsys):
+    from airloop.cli import main
+
+    result = run(settings, lake)
+    part = read_predictions(lake, DAY)
+    row = part.iloc[7]
+
+    assert main(["predictions", "show", DAY.isoformat(), "--limit", "3", "--sort"]) == 0
+    shown = capsys.readouterr().out
+    assert f"rows                  {result.rows}" in shown
+    assert f"{MODEL} v{ready}" in shown and "2026-01-05 .. 2026-01-18" in shown
+    assert "features/test_view/ds=2026-03-01" in shown
+    assert f"{part['score'].max():.6f}"[:6] in shown  # the top score is listed first
+
+    argv = ["predictions", "trace", DAY.isoformat(), "--carrier", row["carrier"], "--flight", str(row["flight"])]
+    assert main(argv) == 0
+    traced = json.loads(capsys.readouterr().out)
+    assert any(m["origin"] == row["origin"] and m["dest"] == row["dest"] for m in traced["matches"])
+    assert traced["model"]["version"] == ready
+
+    assert main(["predictions", "trace", DAY.isoformat(), "--carrier", "ZZ", "--flight", "1"]) == 1
+    capsys.readouterr()
+    assert main(["scoring-runs", "--ds", DAY.isoformat()]) == 0
+    assert result.run_id in capsys.readouterr().out
+
+    assert main(["predictions", "show", "2026-05-05"]) == 1
+    assert "never published" in capsys.readouterr().err
