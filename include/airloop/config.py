@@ -86,6 +86,9 @@ class Settings:
         weekdays aligned (``AIRLOOP_REPLAY_OFFSET_DAYS``).
     :param max_quarantine_share: the ingestion gate fails above this share of bad rows
         (``AIRLOOP_MAX_QUARANTINE_SHARE``).
+    :param quarantine_gate_min_rows: the gate tolerates this many quarantined rows whatever
+        their share, so one bad reading among a small table's rows (72 weather rows a day; the
+        real data has a 1048 mph wind) does not stop the night (``AIRLOOP_QUARANTINE_GATE_MIN_ROWS``).
     """
 
     profile: str = "embedded"
@@ -99,6 +102,7 @@ class Settings:
     use_case: str = "airloop.usecases.flights:USE_CASE"
     replay_offset_days: int = 4746
     max_quarantine_share: float = 0.01
+    quarantine_gate_min_rows: int = 2
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -118,6 +122,7 @@ class Settings:
             use_case=env_str("AIRLOOP_USE_CASE", "airloop.usecases.flights:USE_CASE"),
             replay_offset_days=env_int("AIRLOOP_REPLAY_OFFSET_DAYS", 4746),
             max_quarantine_share=env_float("AIRLOOP_MAX_QUARANTINE_SHARE", 0.01),
+            quarantine_gate_min_rows=env_int("AIRLOOP_QUARANTINE_GATE_MIN_ROWS", 2),
         )
         settings.validate()
         return settings
@@ -129,6 +134,10 @@ class Settings:
         if not 0.0 <= self.max_quarantine_share <= 1.0:
             raise SettingsError(
                 f"AIRLOOP_MAX_QUARANTINE_SHARE must be between 0 and 1, got {self.max_quarantine_share}"
+            )
+        if self.quarantine_gate_min_rows < 0:
+            raise SettingsError(
+                f"AIRLOOP_QUARANTINE_GATE_MIN_ROWS must be 0 or more, got {self.quarantine_gate_min_rows}"
             )
 
     def with_overrides(self, **changes) -> "Settings":

@@ -176,13 +176,16 @@ def validate_and_publish(
     return summary
 
 
-def check_quality_gate(summary: IngestSummary, max_share: float) -> None:
-    """Fail when more than ``max_share`` of the day's rows were quarantined."""
-    if summary.quarantined_share > max_share:
+def check_quality_gate(summary: IngestSummary, max_share: float, min_rows: int = 0) -> None:
+    """Fail when more than ``max_share`` of the day's rows, and more than ``min_rows`` rows, were quarantined.
+
+    :param min_rows: rows tolerated whatever their share (one bad reading in a small table).
+    """
+    if summary.quarantined_share > max_share and summary.quarantined_rows > min_rows:
         raise QualityGateError(
             f"{summary.table} {summary.ds}: {summary.quarantined_rows} of {summary.rows} rows quarantined "
-            f"({summary.quarantined_share:.2%}) exceeds the limit of {max_share:.2%}; valid rows are published "
-            f"at {summary.raw_prefix}, bad rows with reasons at {summary.quarantine_prefix}"
+            f"({summary.quarantined_share:.2%}) exceeds the limit of {max_share:.2%} (and {min_rows} rows); "
+            f"valid rows are published at {summary.raw_prefix}, bad rows with reasons at {summary.quarantine_prefix}"
         )
 
 

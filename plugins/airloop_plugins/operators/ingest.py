@@ -93,7 +93,7 @@ class DataContractOperator(PartitionedOperator):
         )  # fmt: skip
         limit = self.settings.max_quarantine_share if self.max_quarantine_share is None else float(self.max_quarantine_share)
         try:
-            check_quality_gate(summary, limit)
+            check_quality_gate(summary, limit, self.settings.quarantine_gate_min_rows)
         except QualityGateError as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info("Quality gate passed: %.3f%% quarantined (limit %.3f%%)", 100 * summary.quarantined_share, 100 * limit)
