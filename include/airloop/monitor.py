@@ -480,6 +480,7 @@ def _tables():
         sa.Column("window_start", sa.String(10), nullable=False),
         sa.Column("window_end", sa.String(10), nullable=False),
         sa.Column("evidence", sa.Text, nullable=False),  # JSON
+        sa.Column("run_id", sa.String(250)),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     return metadata, metrics, events
@@ -545,17 +546,23 @@ class MonitoringStore:
         return out
 
     def record_event(self, ds: str, *, model_version: int | None, window_start: str, window_end: str,
-                     evidence: dict) -> bool:  # fmt: skip
-        """Record that the drift policy fired on ``ds``; False when it was already recorded."""
+                     evidence: dict, run_id: str | None = None) -> bool:  # fmt: skip
+        """Record that the drift policy fired on ``ds``.
+
+        :returns: True when newly recorded, or already recorded by the same ``run_id`` (a retry of
+            the task that recorded it must still emit); False when another run recorded it.
+        """
         import sqlalchemy as sa
 
         self.ensure_tables()
         with self.engine.begin() as conn:
-            if conn.execute(sa.select(self.events.c.ds).where(self.events.c.ds == str(ds))).first():
-                return False
+            existing = conn.execute(sa.select(self.events.c.run_id).where(self.events.c.ds == str(ds))).first()
+            if existing is not None:
+                return run_id is not None and existing.run_id == run_id
             conn.execute(sa.insert(self.events).values(
                 ds=str(ds), model_version=model_version, window_start=window_start, window_end=window_end,
-                evidence=json.dumps(evidence, sort_keys=True, default=str), created_at=datetime.now(timezone.utc),
+                evidence=json.dumps(evidence, sort_keys=True, default=str), run_id=run_id,
+                created_at=datetime.now(timezone.utc),
             ))  # fmt: skip
         return True
 
@@ -604,14 +611,14 @@ def load_current(lake: "Lake", ds: str | date) -> "pd.DataFrame":
     if "features.parquet" not in files:
         return predictions
     features = _parquet(files, "features.parquet", lake.uri(predictions_prefix(ds)))
+    # Both files carry the prediction key: join the score to the inputs it was computed from.
+    keys = [c for c in predictions.columns if c in features.columns and c not in (SCORE_COLUMN, "model_version")]
+    if keys:
+        return features.merge(predictions.drop_duplicates(keys), on=keys, how="inner", suffixes=("", "_prediction"))
     if len(features) == len(predictions):
-        # Both files are written row-aligned by the scoring stage; keep the score beside its inputs.
         extra = [c for c in predictions.columns if c not in features.columns]
         return features.reset_index(drop=True).join(predictions[extra].reset_index(drop=True))
-    keys = [c for c in predictions.columns if c in features.columns]
-    if not keys:
-        raise MonitorInputError(f"{lake.uri(predictions_prefix(ds))}: features and scores cannot be aligned")
-    return features.merge(predictions, on=keys, how="inner")
+    raise MonitorInputError(f"{lake.uri(predictions_prefix(ds))}: features and scores share no key and differ in length")
 
 
 def _parquet(files: dict[str, bytes], name: str, where: str) -> "pd.DataFrame":
@@ -660,9 +667,12 @@ def _registry_version(settings: "Settings", model_version: int | None):
 
     registry = ModelRegistry(settings.registry_url)
     model_name = _model_name(settings, load_use_case(settings.use_case))
-    if model_version is not None:
+    if model_version is None:
+        return registry.champion(model_name)
+    try:
         return registry.get(model_name, int(model_version))
-    return registry.champion(model_name)
+    except LookupError:
+        return None
 
 
 def _model_name(settings: "Settings", use_case) -> str:

@@ -238,8 +238,10 @@ def test_store_upserts_one_row_per_day_and_kind(env, calm, drifted):
 def test_drift_events_are_recorded_once(env):
     _, _, store = env
     assert store.record_event("2026-03-05", model_version=3, window_start="2026-02-05", window_end="2026-03-04",
-                              evidence={"drift_share": 0.8})  # fmt: skip
-    assert not store.record_event("2026-03-05", model_version=3, window_start="x", window_end="y", evidence={})
+                              evidence={"drift_share": 0.8}, run_id="r1")  # fmt: skip
+    # a retry of the same run must still emit; another run must not start a second retraining
+    assert store.record_event("2026-03-05", model_version=3, window_start="x", window_end="y", evidence={}, run_id="r1")
+    assert not store.record_event("2026-03-05", model_version=3, window_start="x", window_end="y", evidence={}, run_id="r2")
     events = store.drift_events()
     assert len(events) == 1 and events[0]["evidence"] == {"drift_share": 0.8}
 

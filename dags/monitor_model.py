@@ -1,0 +1,58 @@
+"""Nightly monitoring of the champion: drift, realized performance, drift-triggered retraining."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, IdentityMapper, PartitionedAssetTimetable
+
+from airloop.dagconfig import TIMEZONE, default_args, ds_param
+from airloop_plugins.assets import DRIFT, PREDICTIONS
+from airloop_plugins.notifiers import drift_notifier, failure_notifier
+from airloop_plugins.operators.monitor import DriftPolicyOperator, DriftReportOperator, PerformanceReportOperator
+
+DOC = """
+### Monitor model
+
+Runs once per scored day `D`, as soon as nightly scoring updates the **predictions** asset for
+that partition (partition-aware: the run's partition key is `D`). Trigger it by hand for any day
+with the `ds` param.
+
+1. **drift_report**: Evidently data-drift report of day `D`'s model inputs and scores
+   (`predictions/ds=D/`) against the reference sample of the model version that scored them
+   (drawn from its training window, recorded in the registry). A sample smaller than
+   `AIRLOOP_MONITOR_MIN_ROWS` is recorded as *skipped* with the reason, never as drift.
+2. **performance_report**: Evidently classification report (ROC AUC, precision/recall, log
+   loss, calibration) on the realized outcomes of the **earlier** scored day
+   `D - AIRLOOP_MONITOR_OUTCOME_LAG_DAYS` (default 1: yesterday's flights have all landed and
+   `ingest_flights` ingested them at midnight). Until `raw/flights/ds=D-1/` exists it records
+   *awaiting outcomes*, not zero.
+3. **drift_policy**: fires when the drift share reaches `AIRLOOP_DRIFT_SHARE_THRESHOLD` (0.5) or
+   the AUC falls `AIRLOOP_DRIFT_AUC_DROP` (0.05) below the champion's reference AUC on
+   `AIRLOOP_DRIFT_CONSECUTIVE_DAYS` (3) consecutive days under the same champion, outside a
+   `AIRLOOP_DRIFT_COOLDOWN_DAYS` (14) cooldown. Then it updates the **drift** asset with the
+   evidence and a suggested training window (`window_start`, `window_end`), which triggers
+   `train_model`, and sends a drift alert. Otherwise the task is *skipped* with the reason.
+
+Reports: `reports/ds=D/drift/` and `reports/ds=D/performance/` (HTML + complete JSON); numbers:
+`monitoring_metrics` in the registry database. See them under **Airloop > Monitoring** in the
+UI, or the *Evidently report* link of a report task. Failures alert through
+`AIRLOOP_ALERT_CONN_ID` (smtp or http connection; log only when unset).
+CLI: `airloop monitor 2026-03-02`, `airloop monitoring`.
+"""
+
+with DAG(
+    dag_id="monitor_model",
+    schedule=PartitionedAssetTimetable(assets=PREDICTIONS, default_partition_mapper=IdentityMapper()),
+    start_date=pendulum.datetime(2025, 12, 30, tz=TIMEZONE),
+    catchup=False,
+    # One day at a time: the drift policy reads the days before it.
+    max_active_runs=1,
+    default_args=default_args(on_failure_callback=failure_notifier()),
+    params={"ds": ds_param()},
+    tags=["airloop", "monitoring"],
+    doc_md=DOC,
+) as dag:
+    drift = DriftReportOperator(task_id="drift_report")
+    performance = PerformanceReportOperator(task_id="performance_report")
+    policy = DriftPolicyOperator(task_id="drift_policy", outlets=[DRIFT], notifier=drift_notifier())
+    [drift, performance] >> policy

@@ -1,0 +1,139 @@
+"""The FastAPI app behind the Airloop pages (mounted by the plugin at ``/airloop``).
+
+Airflow does not authenticate plugin apps: every route here depends on
+``airflow.api_fastapi.core_api.security.requires_authenticated()``, which accepts the UI's
+session cookie (``_token``) or an ``Authorization: Bearer`` token and answers 401 (no token) or
+403 (invalid token) otherwise. The data comes from the registry database and the lake named by
+the Airloop settings, read per request (nothing is cached across requests).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from airflow.api_fastapi.core_api.security import requires_authenticated
+
+from airloop_plugins.ui import pages
+
+URL_PREFIX = "/airloop"
+DS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _settings():
+    from airloop.config import get_settings
+
+    return get_settings()
+
+
+def _lake():
+    from airloop.storage import open_lake
+
+    return open_lake(_settings())
+
+
+def _parse_day(value: str | None) -> date | None:
+    if not value:
+        return None
+    if not DS_RE.match(value):
+        raise HTTPException(status_code=422, detail=f"{value!r} is not a date in YYYY-MM-DD form")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(status_code=422, detail=f"{value!r} is not a valid date") from None
+
+
+def model_overview() -> list[dict]:
+    """Every registered model with its versions, champion and promotion history."""
+    from airloop.registry import ModelRegistry
+
+    registry = ModelRegistry(_settings().registry_url)
+    return [
+        {"name": name, "champion": registry.champion_version(name), "versions": registry.versions(name),
+         "history": registry.history(name)}  # fmt: skip
+        for name in registry.model_names()
+    ]
+
+
+def monitoring_days(start: date | None = None, end: date | None = None) -> tuple[list[dict], list[dict], str, str]:
+    """Monitoring rows merged per date (with whether each listed report exists), drift events."""
+    from airloop.monitor import MonitoringStore
+    from airloop.storage import MANIFEST_NAME
+
+    store = MonitoringStore(_settings().registry_url)
+    rows = store.rows()
+    if end is None:
+        end = date.fromisoformat(rows[-1]["ds"]) if rows else date.today()
+    if start is None:
+        start = end - timedelta(days=89)
+    lake = _lake()
+    by_day: dict[str, dict] = {}
+    for row in rows:
+        if not start.isoformat() <= row["ds"] <= end.isoformat():
+            continue
+        day = by_day.setdefault(row["ds"], {"ds": row["ds"]})
+        day[row["kind"]] = row
+        if row.get("report_prefix"):
+            present = lake.exists(f"{row['report_prefix']}/{MANIFEST_NAME}")
+            day[f"{row['kind']}_report"] = "ok" if present else "missing"
+    events = [e for e in store.drift_events() if start.isoformat() <= str(e["ds"]) <= end.isoformat()]
+    return [by_day[k] for k in sorted(by_day)], events, start.isoformat(), end.isoformat()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Airloop",
+        description="Model versions and monitoring of the Airloop pipeline",
+        dependencies=[Depends(requires_authenticated())],
+    )
+
+    @app.get("/", response_class=HTMLResponse)
+    def index():
+        return HTMLResponse(pages.page("Airloop", "<p>See <a href='/airloop/models'>model versions</a> and "
+                                       "<a href='/airloop/monitoring'>monitoring</a>.</p>", base=URL_PREFIX))  # fmt: skip
+
+    @app.get("/models", response_class=HTMLResponse)
+    def models():
+        return HTMLResponse(pages.models_page(model_overview(), base=URL_PREFIX))
+
+    @app.get("/monitoring", response_class=HTMLResponse)
+    def monitoring(start: str | None = Query(None), end: str | None = Query(None)):
+        from airloop.drift_policy import DriftPolicy
+
+        days, events, shown_start, shown_end = monitoring_days(_parse_day(start), _parse_day(end))
+        html = pages.monitoring_page(days, events, start=shown_start, end=shown_end,
+                                     threshold=DriftPolicy.from_env().drift_share_threshold, base=URL_PREFIX)  # fmt: skip
+        return HTMLResponse(html)
+
+    @app.get("/api/monitoring")
+    def monitoring_json(start: str | None = Query(None), end: str | None = Query(None)):
+        days, events, _, _ = monitoring_days(_parse_day(start), _parse_day(end))
+        return JSONResponse(_jsonable({"days": days, "drift_events": events}))
+
+    @app.get("/reports/{ds}/{kind}", response_class=HTMLResponse)
+    def report(ds: str, kind: str):
+        from airloop.monitor import KINDS, read_report
+
+        if kind not in KINDS:
+            raise HTTPException(status_code=404, detail=f"unknown report kind {kind!r}; use one of {list(KINDS)}")
+        _parse_day(ds)
+        html = read_report(_lake(), ds, kind)
+        if html is None:
+            reason = (f"The {kind} report of {ds} is not in the lake: the monitor_model DAG has not produced it "
+                      "(day not scored, sample too small, outcomes not yet known) or it was removed.")  # fmt: skip
+            return HTMLResponse(pages.missing_report_page(ds, kind, reason, base=URL_PREFIX), status_code=404)
+        return HTMLResponse(html)
+
+    return app
+
+
+def _jsonable(value):
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+app = create_app()

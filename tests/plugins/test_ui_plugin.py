@@ -1,0 +1,223 @@
+"""The Airloop UI plugin: registration, authentication of its app, and the pages' real content.
+
+Authentication is Airflow's own: a migrated metadata DB in a temp dir (for the revoked-token
+check), the simple auth manager, and a JWT it signed. No dependency is overridden.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+JWT_SECRET = "airloop-ui-plugin-test-secret-" * 4
+
+
+@pytest.fixture(scope="module")
+def airflow_auth(tmp_path_factory):
+    """A migrated metadata DB and an initialized simple auth manager; yields an admin JWT."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    conn = f"sqlite:///{home / 'airflow.db'}"
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn,
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}  # fmt: skip
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    saved = {k: os.environ.get(k) for k in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__API_AUTH__JWT_SECRET")}
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = conn
+    os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = JWT_SECRET
+    from airflow import settings
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    settings.configure_vars()
+    settings.reconfigure_orm()
+    manager = create_auth_manager()
+    manager.init()
+    yield manager.generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    settings.configure_vars()
+    settings.reconfigure_orm()
+
+
+@pytest.fixture
+def airloop_env(tmp_path, monkeypatch):
+    from airloop.config import Settings, get_settings
+
+    monkeypatch.setenv("AIRLOOP_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("AIRLOOP_LAKE_URL", raising=False)
+    monkeypatch.delenv("AIRLOOP_REGISTRY_URL", raising=False)
+    get_settings.cache_clear()
+    yield Settings.from_env()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def client():
+    from fastapi.testclient import TestClient
+
+    from airloop_plugins.ui.app import create_app
+
+    return TestClient(create_app())
+
+
+def test_plugin_registers_app_views_and_report_link():
+    from airloop_plugins.operators.monitor import EvidentlyReportLink
+    from airloop_plugins.ui.plugin import AirloopUIPlugin
+
+    (app_spec,) = AirloopUIPlugin.fastapi_apps
+    assert app_spec["url_prefix"] == "/airloop"
+    routes = {v["url_route"]: v["href"] for v in AirloopUIPlugin.external_views}
+    assert routes == {"airloop-models": "/airloop/models", "airloop-monitoring": "/airloop/monitoring"}
+    assert all(v["destination"] == "nav" and v["category"] == "Airloop" for v in AirloopUIPlugin.external_views)
+    assert any(isinstance(link, EvidentlyReportLink) for link in AirloopUIPlugin.operator_extra_links)
+
+
+def test_plugin_file_does_not_import_heavy_libraries():
+    code = ("import sys; import airloop_plugins.ui.plugin; "
+            "print(sorted(m for m in ('pandas','evidently','pyarrow','sklearn') if m in sys.modules))")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'include'}:{ROOT / 'plugins'}"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("path", ["/", "/models", "/monitoring", "/api/monitoring", "/reports/2026-03-02/drift"])
+def test_anonymous_requests_are_refused(client, path):
+    response = client.get(path)
+    assert response.status_code == 401
+    assert "Not authenticated" in response.text
+    assert "Airloop" not in response.text
+
+
+def test_a_forged_token_is_refused(client, airflow_auth):
+    import jwt
+
+    forged = jwt.encode({"sub": "admin", "role": "admin"}, "not-the-secret-" * 8, algorithm="HS512")
+    assert client.get("/models", headers={"Authorization": f"Bearer {forged}"}).status_code == 403
+    assert client.get("/models", cookies={"_token": forged}).status_code == 403
+
+
+def test_models_page_lists_versions_champion_and_history(client, airflow_auth, airloop_env):
+    from airloop.registry import ModelRegistry
+
+    registry = ModelRegistry(airloop_env.registry_url)
+    name = "flight_delay_xgb"
+    for v, auc in ((1, 0.701), (2, 0.722)):
+        registry.reserve_version(name, feature_service="flight_delay_v1", feature_columns=["distance"],
+                                 window_start=date(2026, 1, 1), window_end=date(2026, 3, 31), fingerprint=f"fp{v}",
+                                 params={}, metrics={"roc_auc": auc}, code_version="test", device="cpu",
+                                 training_rows=1000 * v)  # fmt: skip
+        registry.finalize_version(name, v, artifact_uri=f"models/{name}/v{v}/model.ubj", sha256="0" * 64, reference_uri=None)
+    registry.promote(name, 1, reason="first model", actor="test")
+    registry.promote(name, 2, reason="AUC +0.021 over v1", actor="test")
+
+    page = client.get("/models", cookies={"_token": airflow_auth})
+    assert page.status_code == 200
+    html = page.text
+    assert "flight_delay_xgb — champion: v2" in html
+    assert re.search(r"v2 <span class='badge champion'>champion</span>", html)
+    assert "v1 <span class='badge champion'>" not in html
+    assert "0.722" in html and "AUC +0.021 over v1" in html and "first model" in html
+    assert html.index("AUC +0.021 over v1") < html.index("first model")  # newest promotion first
+
+
+def test_models_page_without_models_says_so(client, airflow_auth, airloop_env):
+    html = client.get("/models", headers={"Authorization": f"Bearer {airflow_auth}"}).text
+    assert "No model is registered yet" in html
+
+
+def frame(n, seed, shift=False):
+    rng = np.random.default_rng(seed)
+    out = pd.DataFrame({"distance": rng.normal(2500 if shift else 1000, 300, n),
+                        "sched_hour": rng.integers(15 if shift else 5, 23, n),
+                        "carrier": rng.choice(["AA", "DL", "UA"], n)})  # fmt: skip
+    out["score"] = rng.uniform(0.3 if shift else 0.0, 1.0, n)
+    out["is_delayed"] = (rng.uniform(size=n) < out["score"]).astype(int)
+    return out
+
+
+@pytest.fixture
+def monitored(airloop_env):
+    """Three monitored days: calm, drifted (retraining fired), and one whose report file is gone."""
+    from airloop import monitor
+    from airloop.storage import open_lake
+
+    lake, store = open_lake(airloop_env), monitor.MonitoringStore(airloop_env.registry_url)
+    reference = frame(2000, 1)
+    for ds, shift in (("2026-03-02", False), ("2026-03-03", True), ("2026-03-04", False)):
+        result = monitor.drift_report(ds, reference, frame(800, hash(ds) % 1000, shift), model_version=2)
+        store.upsert(result, report_prefix=monitor.publish_report(lake, result), measured_on=ds)
+    perf = monitor.performance_report("2026-03-02", frame(800, 7), reference_auc=0.75, model_version=2)
+    store.upsert(perf, report_prefix=monitor.publish_report(lake, perf), measured_on="2026-03-03")
+    store.upsert(monitor.awaiting_outcomes("2026-03-03", "outcomes of 2026-03-03 are not ingested yet", 2))
+    store.record_event("2026-03-03", model_version=2, window_start="2026-02-03", window_end="2026-03-02",
+                       evidence={"drift_share": 0.75})  # fmt: skip
+    lake.delete(lake.list_keys("reports/ds=2026-03-04/drift/"))  # the listed report went missing
+    return store
+
+
+def test_monitoring_page_shows_chart_table_links_and_missing_reports(client, airflow_auth, monitored):
+    response = client.get("/monitoring", cookies={"_token": airflow_auth})
+    assert response.status_code == 200
+    html = response.text
+    svg = html[html.index("<svg") : html.index("</svg>")]
+    assert svg.count("class='point-drift'") == 3 and svg.count("class='point-performance'") == 1
+    assert "class='series-drift'" in svg and "drift policy fired on 2026-03-03" in svg
+    assert "href='/airloop/reports/2026-03-02/drift'" in html
+    assert "href='/airloop/reports/2026-03-02/performance'" in html
+    assert "href='/airloop/reports/2026-03-04/drift'" not in html
+    row_04 = html[html.index("id='ds-2026-03-04'") :].split("</tr>")[0]
+    assert "drift report missing" in row_04
+    row_03 = html[html.index("id='ds-2026-03-03'") :].split("</tr>")[0]
+    assert "retraining triggered" in row_03 and "awaiting outcomes" in row_03
+    assert "distance" in row_03  # the drifted column is named
+    row_02 = html[html.index("id='ds-2026-03-02'") :].split("</tr>")[0]
+    auc = monitored.rows(kind="performance", start="2026-03-02", end="2026-03-02")[0]["auc"]
+    assert f"{auc:.3f}" in row_02
+
+
+def test_monitoring_date_filter_and_bad_dates(client, airflow_auth, monitored):
+    html = client.get("/monitoring?start=2026-03-03&end=2026-03-03", cookies={"_token": airflow_auth}).text
+    assert "id='ds-2026-03-03'" in html and "id='ds-2026-03-02'" not in html
+    bad = client.get("/monitoring?start=03/02/2026", cookies={"_token": airflow_auth})
+    assert bad.status_code == 422 and "YYYY-MM-DD" in bad.text
+    empty = client.get("/monitoring?start=2027-01-01&end=2027-01-31", cookies={"_token": airflow_auth}).text
+    assert "No monitoring results between 2027-01-01 and 2027-01-31" in empty
+
+
+def test_report_route_serves_the_evidently_report_or_says_it_is_missing(client, airflow_auth, monitored):
+    report = client.get("/reports/2026-03-03/drift", cookies={"_token": airflow_auth})
+    assert report.status_code == 200
+    assert report.text.lstrip().lower().startswith("<!doctype html>") and "distance" in report.text
+    missing = client.get("/reports/2026-03-04/drift", cookies={"_token": airflow_auth})
+    assert missing.status_code == 404 and "The drift report of 2026-03-04 is not in the lake" in missing.text
+    assert client.get("/reports/2026-03-03/quality", cookies={"_token": airflow_auth}).status_code == 404
+    assert client.get("/reports/2026-3-3/drift", cookies={"_token": airflow_auth}).status_code == 422
+
+
+def test_monitoring_json(client, airflow_auth, monitored):
+    body = client.get("/api/monitoring", cookies={"_token": airflow_auth}).json()
+    assert [d["ds"] for d in body["days"]] == ["2026-03-02", "2026-03-03", "2026-03-04"]
+    assert body["days"][1]["drift"]["drift_share"] >= 0.5
+    assert [e["ds"] for e in body["drift_events"]] == ["2026-03-03"]
+
+
+def test_report_link_points_at_the_plugin_page():
+    from airloop_plugins.operators.monitor import DriftReportOperator, EvidentlyReportLink
+
+    op = DriftReportOperator(task_id="drift_report")
+    assert EvidentlyReportLink().get_link(op, ti_key=None) == ""  # no report produced (yet)
+    op.report_ds = "2026-03-03"
+    assert EvidentlyReportLink().get_link(op, ti_key=None).endswith("/airloop/reports/2026-03-03/drift")
