@@ -61,10 +61,11 @@ start_service api-server airflow api-server --port "$api_port" --workers 1
 start_service scheduler airflow scheduler
 start_service dag-processor airflow dag-processor
 start_service triggerer airflow triggerer
-# Two workers on one machine: distinct Celery node names and log-server ports.
-AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="$CPU_WORKER_LOG_PORT" \
+# Two workers on one machine: distinct Celery node names and log-server ports. Each tells its
+# tasks which queue it serves (AIRLOOP_WORKER_QUEUE: logs and tests show where a task ran).
+AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="$CPU_WORKER_LOG_PORT" AIRLOOP_WORKER_QUEUE=cpu \
   start_service worker-cpu airflow celery worker --queues cpu --celery-hostname "cpu@%h"
-AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="$GPU_WORKER_LOG_PORT" \
+AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="$GPU_WORKER_LOG_PORT" AIRLOOP_WORKER_QUEUE=gpu \
   start_service worker-gpu airflow celery worker --queues gpu --celery-hostname "gpu@%h" \
   --concurrency "${AIRLOOP_GPU_WORKER_CONCURRENCY:-1}"
 
