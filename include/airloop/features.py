@@ -820,7 +820,7 @@ def point_in_time_join(entities: "pa.Table", layout: ServiceLayout, tables: dict
         {" ".join(joins)}
         ORDER BY e.__row
     """
-    return con.execute(sql).to_arrow_table()
+    return con.sql(sql).to_arrow_table()
 
 
 def _entity_table(entity_df: "pd.DataFrame", keys: list[str]) -> "pa.Table":
@@ -883,6 +883,7 @@ def features_as_of(
     feature_service: str | None = None,
     store=None,
     lake=None,
+    through: date | None = None,
 ) -> "pd.DataFrame":
     """Features of every row of ``entity_df`` as of one instant (scoring): latest value per entity.
 
@@ -890,6 +891,8 @@ def features_as_of(
     a view's TTL before ``as_of`` get nulls. Equal to :func:`historical_features` with every
     ``event_timestamp`` set to ``as_of``, but reads only the partitions around that instant.
 
+    :param through: read no partition after this day (the skew check compares with an online
+        store materialized through it).
     :returns: ``entity_df``'s columns, ``event_timestamp`` (= ``as_of``) and the features.
     """
     import pandas as pd
@@ -912,7 +915,8 @@ def features_as_of(
     con.execute("SET VARIABLE as_of = CAST($as_of AS TIMESTAMPTZ)", {"as_of": as_of})
     selects, joins = ["e.*"], []
     for i, view in enumerate(layout.views):
-        table = read_feature_rows(lake, view, _partition_days_for(view, as_of, as_of, use_case.timezone), first_day=first_day)
+        days = [d for d in _partition_days_for(view, as_of, as_of, use_case.timezone) if through is None or d <= through]
+        table = read_feature_rows(lake, view, days, first_day=first_day)
         con.register(f"view_{i}", table if table is not None else _empty_view_table(view, entities))
         ts = _quote(view.timestamp_field)
         keys = ", ".join(_quote(k) for k in view.join_keys)
@@ -925,7 +929,7 @@ def features_as_of(
         joins.append(f"LEFT JOIN ({latest}) v{i} ON {on}")
         selects += [f"v{i}.{_quote(f)}" for f in view.features]
     sql = f"SELECT {', '.join(selects)} FROM entity_rows e {' '.join(joins)} ORDER BY e.__row"
-    return _to_pandas(con.execute(sql).to_arrow_table(), frame, layout)
+    return _to_pandas(con.sql(sql).to_arrow_table(), frame, layout)
 
 
 def entity_rows(raw_events: "pd.DataFrame", *, settings: "Settings") -> "pd.DataFrame":
@@ -988,14 +992,16 @@ def materialize(
 ) -> list[MaterializeResult]:
     """Load the latest row per entity of partitions ``[start, end]`` into the online store.
 
-    All partitions are read (and checked) before anything is written; a missing one raises
-    :class:`MissingFeaturePartition`. An entity whose online value is newer than the interval's
+    All partitions are read (and checked) before anything is written. A missing ``end``
+    partition raises :class:`MissingFeaturePartition`; missing earlier ones (the overlap, e.g.
+    during an out-of-order backfill) are skipped with a warning. An entity whose online value is newer than the interval's
     latest row keeps it, so backfilling an older interval after a newer one changes nothing;
     rerunning an interval writes the same values again.
 
     :param views: feature views to load (default: every view of the feature service).
     """
     import pandas as pd
+    import pyarrow as pa
 
     from airloop.storage import open_lake
 
@@ -1008,7 +1014,12 @@ def materialize(
     first_day = history_start(settings, use_case.features)
     frames = {}
     for view in chosen:
-        table = read_feature_rows(lake, view, days, first_day=first_day)
+        for day in days[:-1]:
+            if read_manifest(lake, f"{view.lake_prefix}/ds={day.isoformat()}") is None and day >= first_day:
+                log.warning("materialize %s: partition %s is missing; loading the other days", view.name, day)
+        table = read_feature_rows(lake, view, days[:-1], first_day=first_day, strict=False)
+        last = read_feature_rows(lake, view, days[-1:], first_day=first_day)
+        table = last if table is None else table if last is None else pa.concat_tables([table, last])
         frame = table.to_pandas() if table is not None else pd.DataFrame(columns=[*view.join_keys, view.timestamp_field, *view.features])
         frames[view.name] = frame
     results = []
@@ -1024,7 +1035,8 @@ def materialize(
         if len(latest):
             current = online_timestamps(store, view, latest)
             stamps = pd.to_datetime(latest[view.timestamp_field], utc=True)
-            online = pd.Series([pd.Timestamp(t).tz_convert("UTC") if t is not None and pd.Timestamp(t).tzinfo else (pd.Timestamp(t).tz_localize("UTC") if t is not None else pd.NaT) for t in current])
+            # Online stores return naive UTC (SQLite) or aware instants; None for an absent key.
+            online = pd.to_datetime(pd.Series(current, dtype=object, index=stamps.index), utc=True)
             newer_online = online.notna() & (online > stamps)
             kept_newer = int(newer_online.sum())
             latest = latest[~newer_online.to_numpy()]
@@ -1068,21 +1080,25 @@ class SkewReport:
 
 
 def skew_check(
-    entity_df: "pd.DataFrame", as_of: datetime, *, settings: "Settings", feature_service: str | None = None,
+    entity_df: "pd.DataFrame", ds: date | str, *, settings: "Settings", feature_service: str | None = None,
     store=None, lake=None, tolerance: float = 1e-9,
 ) -> SkewReport:
-    """Compare online values with offline ones as of ``as_of`` for the rows of ``entity_df``.
+    """Compare online values with offline ones for the rows of ``entity_df``, after day ``ds``.
 
-    Meaningful when the online store was last materialized up to ``as_of`` (e.g. the day before
-    ``as_of``'s prediction time). A mismatch is a (row, feature) whose values differ by more than
-    ``tolerance`` or where exactly one side is null.
+    The online store must have been materialized through ``ds`` (and not beyond). Offline
+    values are :func:`features_as_of` the instant ``ds`` closes, from partitions up to ``ds``:
+    the same data, so any difference is skew (serialisation, types, a stale or partial load).
+    A mismatch is a (row, feature) whose values differ by more than ``tolerance`` or where
+    exactly one side is null.
     """
     import math
 
+    day = parse_ds(ds)
+    as_of = day_window(day, _use_case(settings).timezone)[1]
     store = store or feature_store(settings)
     name = feature_service or default_feature_service(settings)
     layout = service_layout(store, name)
-    offline = features_as_of(entity_df, as_of, settings=settings, feature_service=name, store=store, lake=lake)
+    offline = features_as_of(entity_df, as_of, settings=settings, feature_service=name, store=store, lake=lake, through=day)
     online = online_features(entity_df, settings=settings, feature_service=name, store=store)
     mismatches = []
     for feature in layout.feature_names:

@@ -1,4 +1,5 @@
+from airloop_plugins.hooks.feature_store import FeatureStoreHook
 from airloop_plugins.hooks.lake import LakeHook
 from airloop_plugins.hooks.source import SourceHook
 
-__all__ = ["LakeHook", "SourceHook"]
+__all__ = ["FeatureStoreHook", "LakeHook", "SourceHook"]
