@@ -672,3 +672,11 @@ def open_registry(settings=None) -> ModelRegistry:
 
         settings = get_settings()
     return ModelRegistry(settings.registry_url)
+
+
+def ensure_registry(settings) -> str:
+    """Set-up step: the registry tables (``model_versions``, ``model_aliases``, ``promotion_history``)."""
+    registry = ModelRegistry(settings.registry_url, create=False)
+    tables = registry.create_tables()
+    registry.engine.dispose()
+    return f"registry tables {', '.join(tables)} ready in {registry.safe_url}"

@@ -74,6 +74,15 @@ SETUP_STEPS: list[Callable[[Settings], str]] = [ensure_folders, ensure_source, e
 SETUP_STEPS.append(ensure_scoring_runs)
 
 
+def ensure_registry(settings: Settings) -> str:
+    from airloop.registry import ensure_registry as ensure
+
+    return ensure(settings)
+
+
+SETUP_STEPS.append(ensure_registry)
+
+
 def run_setup(settings: Settings, *, skip_pools: bool = False) -> None:
     for step in SETUP_STEPS:
         if skip_pools and step is ensure_pools:

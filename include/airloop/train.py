@@ -144,10 +144,10 @@ def resolve_window(
 ) -> tuple[date, date, str]:
     """The training window ``[start, end]`` (inclusive days) and where it came from.
 
-    In order: explicit ``window_start``/``window_end`` params; the triggering drift events'
-    ``extra`` (the window ends where the latest drift window ends and spans at least
-    ``window_days`` days, all of the drift window included); otherwise the last ``window_days``
-    days of ingested partitions (``available_days``). Never the run's logical date.
+    In order: explicit ``window_start``/``window_end`` params; the suggested window in the
+    ``extra`` of the latest triggering drift event (``window_start``/``window_end``; only an end:
+    the ``window_days`` days up to it); otherwise the last ``window_days`` days of ingested
+    partitions (``available_days``). Never the run's logical date.
     """
     params = params or {}
     start, end = params.get("window_start"), params.get("window_end")
@@ -160,10 +160,15 @@ def resolve_window(
         return first, last, "params"
     extras = [e for e in (event_extras or []) if e and e.get("window_end")]
     if extras:
-        last = max(_parse_day(e["window_end"], "event window_end") for e in extras)
-        drift_start = min(_parse_day(e.get("window_start") or e["window_end"], "event window_start") for e in extras)
-        first = min(drift_start, last - timedelta(days=window_days - 1))
-        return first, last, f"drift event window ending {last}"
+        latest = max(extras, key=lambda e: str(e["window_end"]))
+        last = _parse_day(latest["window_end"], "event window_end")
+        if latest.get("window_start"):
+            first = _parse_day(latest["window_start"], "event window_start")
+            if last < first:
+                raise WindowError(f"the drift event's window_end {last} is before its window_start {first}")
+        else:
+            first = last - timedelta(days=window_days - 1)
+        return first, last, f"drift event window {first} .. {last} (event ds={latest.get('ds')})"
     days = sorted(available_days or [])
     if not days:
         raise WindowError(

@@ -70,13 +70,20 @@ def test_window_from_params_wins():
     assert (first, last, source) == (date(2026, 1, 1), date(2026, 1, 31), "params")
 
 
-def test_window_from_drift_event_spans_the_drift_and_window_days():
+def test_window_from_the_latest_drift_event():
     first, last, source = resolve_window(
-        event_extras=[{"ds": "2026-04-30", "window_start": "2026-04-24", "window_end": "2026-04-30"}],
+        event_extras=[
+            {"ds": "2026-04-30", "window_start": "2026-02-01", "window_end": "2026-04-29"},
+            {"ds": "2026-03-30", "window_start": "2026-01-01", "window_end": "2026-03-29"},
+        ],
         available_days=[date(2026, 6, 1)],
         window_days=30,
     )
-    assert (first, last) == (date(2026, 4, 1), date(2026, 4, 30)) and "drift" in source
+    assert (first, last) == (date(2026, 2, 1), date(2026, 4, 29)) and "drift event" in source
+    only_end = resolve_window(event_extras=[{"ds": "2026-04-30", "window_end": "2026-04-29"}], window_days=30)
+    assert only_end[:2] == (date(2026, 3, 31), date(2026, 4, 29))
+    with pytest.raises(WindowError, match="before its window_start"):
+        resolve_window(event_extras=[{"window_start": "2026-05-01", "window_end": "2026-04-29"}], window_days=30)
 
 
 def test_window_from_ingested_days_is_the_last_n_days():

@@ -1,0 +1,353 @@
+"""Training-stage operators: build the training set, train, compare with the champion, register,
+promote or keep, and roll back. Each is thin: it resolves its inputs, calls :mod:`airloop.train`
+or :mod:`airloop.registry`, and logs what it decided. Tasks pass lake prefixes and small dicts
+through XCom, never frames.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from airflow.sdk import BaseOperator
+
+from airloop_plugins.hooks.lake import LakeHook
+from airloop_plugins.hooks.registry import ModelRegistryHook
+
+
+class _ModelStageOperator(BaseOperator):
+    """What the training-stage operators share: settings, the use case's model, lake, registry."""
+
+    @cached_property
+    def settings(self):
+        from airloop.config import get_settings
+
+        return get_settings()
+
+    @cached_property
+    def use_case(self):
+        from airloop.usecase import load_use_case
+
+        return load_use_case(self.settings.use_case)
+
+    @cached_property
+    def spec(self):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        if self.use_case.model is None:
+            raise AirflowFailException(f"use case {self.use_case.name!r} defines no model (UseCase.model)")
+        return self.use_case.model
+
+    @cached_property
+    def lake_hook(self) -> LakeHook:
+        return LakeHook()
+
+    @cached_property
+    def registry_hook(self) -> ModelRegistryHook:
+        return ModelRegistryHook()
+
+    @staticmethod
+    def actor(context) -> str:
+        """Who acts: the user who triggered the run, else the DAG run itself."""
+        dag_run = context.get("dag_run")
+        user = getattr(dag_run, "triggering_user_name", None)
+        run = f"{getattr(dag_run, 'dag_id', '?')}/{getattr(dag_run, 'run_id', '?')}"
+        return f"{user} via {run}" if user else run
+
+    @staticmethod
+    def run_id(context) -> str:
+        dag_run = context.get("dag_run")
+        return f"{getattr(dag_run, 'dag_id', '')}/{getattr(dag_run, 'run_id', '')}"
+
+
+class TrainingSetOperator(_ModelStageOperator):
+    """Build the training set of a window and store it in the lake (``training_sets/<fp>/``).
+
+    The window comes from ``window_start``/``window_end`` (templated, e.g. from params), else from
+    the triggering drift events' ``extra`` (``window_start``, ``window_end``), else the last
+    ``window_days`` ingested days of the use case's event table. Never from a logical date.
+
+    :param window_start: first day ``YYYY-MM-DD`` (templated), or None.
+    :param window_end: last day, inclusive (templated), or None.
+    :param window_days: length of the default window (default: the model spec's).
+    :param feature_service: FeatureService to build with (default: the use case's).
+    """
+
+    template_fields = ("window_start", "window_end", "window_days", "feature_service")
+    ui_color = "#eef6ee"
+
+    def __init__(self, *, window_start=None, window_end=None, window_days=None, feature_service=None, **kwargs):
+        super().__init__(**kwargs)
+        self.window_start = window_start
+        self.window_end = window_end
+        self.window_days = window_days
+        self.feature_service = feature_service
+
+    def available_days(self) -> list:
+        from datetime import date
+
+        from airloop.storage import list_partitions
+
+        table = next(iter(self.use_case.tables))
+        prefixes = list_partitions(self.lake_hook.lake, f"raw/{table}")
+        return [date.fromisoformat(p.rsplit("ds=", 1)[-1]) for p in prefixes]
+
+    def execute(self, context):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airloop.train import WindowError, publish_training_set, resolve_window
+        from airloop.training_set import build_training_set
+
+        events = context.get("triggering_asset_events") or {}
+        extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
+        days = int(self.window_days) if self.window_days not in (None, "", "None") else self.spec.window_days
+        try:
+            start, end, source = resolve_window(
+                params={"window_start": _blank(self.window_start), "window_end": _blank(self.window_end)},
+                event_extras=extras,
+                available_days=None if (_blank(self.window_start) or extras) else self.available_days(),
+                window_days=days,
+            )
+        except WindowError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("Training window %s .. %s (%s)", start, end, source)
+        training_set = build_training_set(
+            start, end, settings=self.settings, feature_service=_blank(self.feature_service), lake=self.lake_hook.lake
+        )
+        summary = publish_training_set(training_set, self.lake_hook.lake)
+        self.log.info(
+            "Training set %s: %d rows, %d features, feature service %s, stored at %s",
+            summary["fingerprint"][:12], summary["rows"], len(summary["feature_columns"]),
+            summary["feature_service"], summary["prefix"],
+        )  # fmt: skip
+        summary["window_source"] = source
+        return summary
+
+
+class ModelTrainOperator(_ModelStageOperator):
+    """Train the XGBoost challenger and the baseline on a stored training set.
+
+    Runs on the ``train`` resource profile (``gpu`` pool and queue). The device follows
+    ``AIRLOOP_GPU_POLICY`` (:func:`airloop.resources.choose_device`): on a worker without a GPU it
+    falls back to the CPU and records why, or fails when the policy is ``fail``. Data that cannot
+    make a trustworthy model fails the task without retries (the numbers are in the message).
+
+    :param training_set: lake prefix of the training set (templated).
+    :param overrides: hyperparameters for this run, None values ignored (templated).
+    :param device: ``cuda`` or ``cpu`` (templated).
+    """
+
+    template_fields = ("training_set", "overrides", "device")
+    ui_color = "#fff2cc"
+
+    def __init__(self, *, training_set: str, overrides: dict | None = None, device: str = "cuda", **kwargs):
+        super().__init__(**kwargs)
+        self.training_set = training_set
+        self.overrides = overrides
+        self.device = device
+
+    def execute(self, context):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airloop.resources import GpuUnavailable, choose_device
+        from airloop.train import TrainingDataError, load_training_set, publish_candidate, train_candidate
+
+        try:
+            choice = choose_device(self.device or "cuda")
+        except (GpuUnavailable, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("Device %s (requested %s, policy %s): %s", choice.device, choice.requested, choice.policy, choice.reason)
+        lake = self.lake_hook.lake
+        training_set = load_training_set(lake, self.training_set)
+        overrides = {k: v for k, v in (self.overrides or {}).items() if v not in (None, "", "None")}
+        try:
+            candidate = train_candidate(training_set, self.spec, device=choice, overrides=overrides)
+        except TrainingDataError as exc:
+            raise AirflowFailException(f"training data refused: {exc}") from None
+        summary = publish_candidate(candidate, training_set, lake, self.spec)
+        m, b = summary["metrics"], summary["baseline_metrics"]
+        self.log.info(
+            "Trained on %d rows (%s .. %s) in %.1f s on %s; holdout %s .. %s (%d rows): "
+            "XGBoost roc_auc %.4f log_loss %.4f brier %.4f | baseline roc_auc %.4f log_loss %.4f brier %.4f",
+            summary["split"]["train_rows"], summary["split"]["train_start"], summary["split"]["train_end"],
+            summary["timings"]["xgboost_fit_s"], choice.device, summary["split"]["valid_start"],
+            summary["split"]["valid_end"], summary["split"]["valid_rows"],
+            m["roc_auc"], m["log_loss"], m["brier"], b["roc_auc"], b["log_loss"], b["brier"],
+        )  # fmt: skip
+        return summary
+
+
+class ChampionChallengerOperator(_ModelStageOperator):
+    """Score the challenger and the current champion on the same holdout and decide.
+
+    Without a champion the challenger must beat the baseline. The decision and every number
+    behind it go to the log and to XCom (the promote task applies it).
+
+    :param training_set: lake prefix of the training set (templated).
+    :param candidate: lake prefix of the challenger's artifacts (templated).
+    """
+
+    template_fields = ("training_set", "candidate")
+    ui_color = "#fce5cd"
+
+    def __init__(self, *, training_set: str, candidate: str, **kwargs):
+        super().__init__(**kwargs)
+        self.training_set = training_set
+        self.candidate = candidate
+
+    def execute(self, context):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airloop.gate import format_decision
+        from airloop.registry import ArtifactIntegrityError
+        from airloop.train import evaluate_candidate, load_candidate, load_training_set
+
+        lake = self.lake_hook.lake
+        try:
+            decision = evaluate_candidate(
+                load_candidate(lake, self.candidate),
+                load_training_set(lake, self.training_set),
+                self.spec,
+                registry=self.registry_hook.registry,
+                lake=lake,
+            )
+        except ArtifactIntegrityError as exc:
+            raise AirflowFailException(str(exc)) from None
+        for line in format_decision(decision).splitlines():
+            self.log.info("%s", line)
+        return decision
+
+
+class ModelRegisterOperator(_ModelStageOperator):
+    """Copy the challenger into ``models/<name>/v<N>/`` and record version N in the registry.
+
+    Idempotent per DAG run: a retry returns the version registered before.
+
+    :param candidate: lake prefix of the challenger's artifacts (templated).
+    """
+
+    template_fields = ("candidate",)
+    ui_color = "#d9ead3"
+
+    def __init__(self, *, candidate: str, **kwargs):
+        super().__init__(**kwargs)
+        self.candidate = candidate
+
+    def execute(self, context):
+        from airloop.train import load_candidate, register_candidate
+
+        mv = register_candidate(
+            load_candidate(self.lake_hook.lake, self.candidate),
+            self.spec,
+            registry=self.registry_hook.registry,
+            lake=self.lake_hook.lake,
+            run_id=self.run_id(context),
+        )
+        self.log.info("Registered %s (%s, device %s) at %s", mv.label, mv.status, mv.device, mv.artifact_uri)
+        return {"model_name": mv.model_name, "version": mv.version, "artifact_uri": mv.artifact_uri, "sha256": mv.sha256}
+
+
+class ModelPromoteOperator(_ModelStageOperator):
+    """Apply the gate's decision: promote the version, or record the refusal and keep the champion.
+
+    Promotion is a compare-and-swap on the champion alias: it only happens while the champion is
+    still the one the challenger was compared with. A promotion updates the ``MODEL`` outlet with
+    ``extra={"model_name", "version", "previous_version", "action"}``; a refusal skips the task,
+    so no asset event is emitted and the run shows the champion was kept.
+
+    :param version: the registered version (templated).
+    :param decision: the gate's decision dict (templated, from the evaluate task).
+    :param reason: why this run trained (templated, recorded in the history).
+    """
+
+    template_fields = ("version", "decision", "reason")
+    ui_color = "#b6d7a8"
+
+    def __init__(self, *, version, decision, reason: str = "", **kwargs):
+        super().__init__(**kwargs)
+        self.version = version
+        self.decision = decision
+        self.reason = reason
+
+    def execute(self, context):
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from airloop.registry import PromotionConflict
+        from airloop.train import apply_decision
+
+        registry = self.registry_hook.registry
+        mv = registry.get(self.spec.name, int(self.version))
+        decision = self.decision if isinstance(self.decision, dict) else _parse(self.decision)
+        try:
+            entry = apply_decision(
+                decision, mv, registry=registry, actor=self.actor(context), run_id=self.run_id(context),
+                reason=_blank(self.reason) or "",
+            )  # fmt: skip
+        except PromotionConflict as exc:
+            raise AirflowFailException(str(exc)) from None
+        if entry.action == "refuse":
+            self.log.info("Kept the champion (%s); %s is rejected: %s", _v(entry.to_version), mv.label, decision["reason"])
+            raise AirflowSkipException(f"gate kept the champion: {decision['reason']}")
+        self.log.info("Promoted %s to champion (was %s): %s", mv.label, _v(entry.from_version), entry.reason)
+        extra = {"model_name": mv.model_name, "version": mv.version, "previous_version": entry.from_version, "action": "promote"}
+        for outlet in self.outlets or []:
+            context["outlet_events"][outlet].extra = extra
+        return extra
+
+
+class ModelRollbackOperator(_ModelStageOperator):
+    """Make an earlier champion the champion again (``to``: a version number or ``previous``).
+
+    Goes through :meth:`airloop.registry.ModelRegistry.rollback` (the CLI does too): the target's
+    artifact is verified first and the rollback is recorded in the history. Updates the ``MODEL``
+    outlet. A target that does not exist or never served fails the task without retries.
+
+    :param to: ``previous`` or a version number (templated).
+    :param reason: why (templated; required).
+    :param model_name: the registry model (default: the use case's).
+    """
+
+    template_fields = ("to", "reason", "model_name")
+    ui_color = "#f4cccc"
+
+    def __init__(self, *, to="previous", reason: str, model_name: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.to = to
+        self.reason = reason
+        self.model_name = model_name
+
+    def execute(self, context):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airloop.registry import RegistryError
+
+        name = _blank(self.model_name) or self.spec.name
+        reason = (_blank(self.reason) or "").strip()
+        if not reason:
+            raise AirflowFailException("a rollback needs a reason (the 'reason' param)")
+        try:
+            entry = self.registry_hook.registry.rollback(
+                name, str(self.to).strip(), reason=reason, actor=self.actor(context), run_id=self.run_id(context),
+                lake=self.lake_hook.lake,
+            )  # fmt: skip
+        except RegistryError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("Rolled %s back from %s to %s: %s", name, _v(entry.from_version), _v(entry.to_version), reason)
+        extra = {"model_name": name, "version": entry.to_version, "previous_version": entry.from_version, "action": "rollback"}
+        for outlet in self.outlets or []:
+            context["outlet_events"][outlet].extra = extra
+        return extra
+
+
+def _blank(value):
+    """Templated None renders as 'None' or ''; treat both as not given."""
+    return None if value in (None, "", "None") else value
+
+
+def _parse(value):
+    import ast
+
+    return ast.literal_eval(value) if isinstance(value, str) else dict(value)
+
+
+def _v(version) -> str:
+    return "none" if version is None else f"v{version}"
