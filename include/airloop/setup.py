@@ -83,6 +83,15 @@ def ensure_registry(settings: Settings) -> str:
 SETUP_STEPS.append(ensure_registry)
 
 
+def ensure_monitoring(settings: Settings) -> str:
+    from airloop.monitor import ensure_monitoring_tables
+
+    return ensure_monitoring_tables(settings)
+
+
+SETUP_STEPS.append(ensure_monitoring)
+
+
 def run_setup(settings: Settings, *, skip_pools: bool = False) -> None:
     for step in SETUP_STEPS:
         if skip_pools and step is ensure_pools:
