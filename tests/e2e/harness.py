@@ -209,23 +209,30 @@ class AirflowStack:
 
     # --- interfaces -----------------------------------------------------------------------
 
-    def cli(self, *args: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
-        """Run ``airflow <args>`` against this stack; raise with its output when it fails."""
+    def cli(
+        self, *args: str, timeout: float = 180, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run ``airflow <args>`` against this stack; raise with its output when it fails.
+
+        :param env: extra environment for this command only (e.g. another lake for ``dags test``).
+        """
         try:
             result = subprocess.run(
-                ["airflow", *args], cwd=self.home, env=self.env, capture_output=True, text=True, timeout=timeout
-            )
+                ["airflow", *args], cwd=self.home, env={**self.env, **(env or {})},
+                capture_output=True, text=True, timeout=timeout,
+            )  # fmt: skip
         except subprocess.TimeoutExpired:
             raise StackError(f"airflow {' '.join(args)} timed out after {timeout} s") from None
         if check and result.returncode != 0:
-            raise StackError(f"airflow {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
+            output = (result.stdout + result.stderr)[-4000:]
+            raise StackError(f"airflow {' '.join(args)} exited {result.returncode}:\n{output}")
         return result
 
-    def airloop(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    def airloop(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run ``python -m airloop <args>`` with the stack's environment (no check)."""
         return subprocess.run(
             [sys.executable, "-m", "airloop", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout,
+            cwd=ROOT, env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
 
     def _get_token(self) -> str:
