@@ -273,9 +273,12 @@ class FeatureLookup:
         from airloop import features
 
         entities = features.entity_rows(rows, settings=self.settings)
-        return features.features_as_of(
-            entities, as_of, settings=self.settings, feature_service=self.service_name, store=self.store, lake=self.lake
-        )
+        try:
+            return features.features_as_of(
+                entities, as_of, settings=self.settings, feature_service=self.service_name, store=self.store, lake=self.lake
+            )
+        except features.MissingFeaturePartition as exc:
+            raise UpstreamNotReadyError(str(exc)) from None
 
 
 def verify_inputs(lake: Lake, prefixes: Iterable[str]) -> list[dict]:
@@ -365,7 +368,7 @@ def read_schedule(
     :class:`ScheduleRead` with their reasons, like ingestion quarantines them.
     """
     import pandas as pd
-    from sqlalchemy import text
+    from sqlalchemy import DateTime, bindparam, text
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     from airloop.contract import validate
@@ -387,8 +390,12 @@ def read_schedule(
         except (OperationalError, InterfaceError) as exc:
             raise SourceUnavailable(f"cannot reach the source database {source.safe_url}: {exc.orig}") from None
         with conn:
+            # Typed parameters: SQLAlchemy renders them in the dialect's own datetime format. Plain
+            # datetimes go through sqlite3's global adapters, which Feast's SQLite online store
+            # replaces (datetime -> epoch int): the window would then silently match no row.
+            statement = text(query).bindparams(bindparam("window_start", type_=DateTime()), bindparam("window_end", type_=DateTime()))
             params = {"window_start": window_start, "window_end": window_end}
-            for raw in pd.read_sql(text(query), conn, params=params, chunksize=chunk_rows):
+            for raw in pd.read_sql(statement, conn, params=params, chunksize=chunk_rows):
                 info.rows_read += len(raw)
                 checked = validate(raw, known)
                 if len(checked.quarantined):
@@ -644,7 +651,7 @@ def ensure_scoring_runs(settings: "Settings") -> str:
     """Set-up step: the ``scoring_runs`` table in the registry database."""
     from airloop.config import redact_url
 
-    runs = ScoringRuns(settings.registry_url)
+    runs = ScoringRuns(getattr(registry, "url", None) or settings.registry_url)  # beside the registry
     return f"scoring_runs table {'created' if runs.ensure() else 'exists'} in {redact_url(settings.registry_url)}"
 
 
@@ -733,7 +740,7 @@ def score_day(
     spec = prediction_spec(use_case)
     as_of = prediction_time(day, use_case)
     run_id = run_id or uuid.uuid4().hex
-    runs = ScoringRuns(settings.registry_url)
+    runs = ScoringRuns(getattr(registry, "url", None) or settings.registry_url)  # beside the registry
     runs.ensure()
     started_at, clock = datetime.now(timezone.utc), time.monotonic()
     runs.start(run_id, day.isoformat(), started_at, airflow_run_id)
@@ -767,6 +774,12 @@ def score_day(
 
 
 def _score_day(day, as_of, spec, *, use_case, settings, lake, source, registry, features, pinned, chunk_rows, now, run_id, clock):
+    coverage = source.coverage(use_case.table(spec.table))
+    start, end = day_window(day, use_case.timezone)
+    if coverage is None or end <= coverage[0] or start > coverage[1]:
+        span = f"{coverage[0]:%Y-%m-%d} .. {coverage[1]:%Y-%m-%d}" if coverage else "nothing"
+        raise NoScheduleError(f"{day} is outside the replayed source, which covers {span}; nothing to score")
+
     model_name = use_case.model.name
     choice = choose_model(registry, model_name, as_of, pinned=pinned, now=now)
     mv = choice.version
@@ -783,12 +796,6 @@ def _score_day(day, as_of, spec, *, use_case, settings, lake, source, registry, 
             f"the registry's feature_columns {model_columns}; the registry entry is inconsistent"
         )
     log.info("scoring %s as of %s with %s %s", day, as_of.isoformat(), model_name, choice.description)
-
-    coverage = source.coverage(use_case.table(spec.table))
-    start, end = day_window(day, use_case.timezone)
-    if coverage is None or end <= coverage[0] or start > coverage[1]:
-        span = f"{coverage[0]:%Y-%m-%d} .. {coverage[1]:%Y-%m-%d}" if coverage else "nothing"
-        raise NoScheduleError(f"{day} is outside the replayed source, which covers {span}; nothing to score")
     schedule, chunks = read_schedule(source, use_case, day, chunk_rows=chunk_rows)
 
     scratch_root = settings.data_dir / "tmp"

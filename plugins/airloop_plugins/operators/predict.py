@@ -87,10 +87,10 @@ class BatchPredictOperator(PartitionedOperator):
         return SourceHook()
 
     @cached_property
-    def registry(self):
-        from airloop.registry import ModelRegistry
+    def registry_hook(self):
+        from airloop_plugins.hooks.registry import ModelRegistryHook
 
-        return ModelRegistry(self.settings.registry_url)
+        return ModelRegistryHook()
 
     def pinned_version(self, context) -> str | None:
         value = self.model_version
@@ -115,7 +115,7 @@ class BatchPredictOperator(PartitionedOperator):
                 model_version=pinned,
                 lake=self.lake_hook.lake,
                 source=self.source_hook.source,
-                registry=self.registry,
+                registry=self.registry_hook.registry,
                 use_case=self.use_case,
                 chunk_rows=self.chunk_rows,
                 airflow_run_id=run_id,
