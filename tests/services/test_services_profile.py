@@ -68,10 +68,9 @@ def test_profile_selects_postgres_redis_and_s3_everywhere(tmp_path):
     assert environ["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert environ["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
     assert environ["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
-    assert environ["AIRLOOP_FEAST_REGISTRY_TYPE"] == "sql"
     assert environ["AIRLOOP_FEAST_REGISTRY_PATH"].startswith("postgresql")
     assert environ["AIRLOOP_FEAST_OFFLINE_STORE"] == "postgres"
-    assert environ["AIRLOOP_FEAST_ONLINE_STORE"] == "redis"
+    assert environ["AIRLOOP_FEAST_REDIS"].startswith("127.0.0.1:6379")
     # CPU work and Airflow's default queue go to the cpu workers; training's profile to gpu.
     assert environ["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == "cpu"
     assert environ["AIRLOOP_DEFAULT_QUEUE"] == "cpu"
