@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "airloop.cli_ingest",
     "airloop.cli_services",
     "airloop.cli_predict",
+    "airloop.cli_registry",
     "airloop.cli_monitor",
 ]
 
