@@ -1069,6 +1069,7 @@ class SkewReport:
     rows: int
     features: int
     mismatches: list
+    expired_online: int = 0
 
     @property
     def ok(self) -> bool:
@@ -1076,7 +1077,8 @@ class SkewReport:
 
     def as_dict(self) -> dict:
         return {"as_of": self.as_of.isoformat(), "rows": self.rows, "features": self.features,
-                "mismatches": len(self.mismatches), "examples": self.mismatches[:10], "ok": self.ok}
+                "mismatches": len(self.mismatches), "examples": self.mismatches[:10], "ok": self.ok,
+                "expired_online_values": self.expired_online}
 
 
 def skew_check(
@@ -1100,6 +1102,19 @@ def skew_check(
     layout = service_layout(store, name)
     offline = features_as_of(entity_df, as_of, settings=settings, feature_service=name, store=store, lake=lake, through=day)
     online = online_features(entity_df, settings=settings, feature_service=name, store=store)
+    # The online store serves its latest value however old; offline, a value past the view's TTL
+    # is null. Apply the same TTL to the online values (counted, not reported as skew).
+    import pandas as pd
+
+    expired = 0
+    for view in layout.views:
+        if view.ttl is None:
+            continue
+        keys = entity_df[list(view.join_keys)].astype(object).where(entity_df[list(view.join_keys)].notna(), "")
+        stamps = pd.to_datetime(pd.Series(online_timestamps(store, view, keys), dtype=object), utc=True)
+        too_old = (stamps < pd.Timestamp(as_of) - view.ttl).to_numpy()
+        expired += int(too_old.sum())
+        online.loc[too_old, list(view.features)] = None
     mismatches = []
     for feature in layout.feature_names:
         for i, (a, b) in enumerate(zip(offline[feature].tolist(), online[feature].tolist())):
@@ -1110,4 +1125,4 @@ def skew_check(
             if a_null != b_null or abs(float(a) - float(b)) > tolerance:
                 keys = {k: offline[k].iloc[i] for k in layout.join_keys}
                 mismatches.append({"row": i, "feature": feature, "offline": a, "online": b, **keys})
-    return SkewReport(as_of, len(entity_df), len(layout.feature_names), mismatches)
+    return SkewReport(as_of, len(entity_df), len(layout.feature_names), mismatches, expired)

@@ -62,7 +62,7 @@ class TrainingSet:
     feature_columns: list[str]
     label_column: str
     feature_service: str
-    window: tuple[str, str]
+    window: tuple[date, date]
 
     @property
     def rows(self) -> int:
@@ -152,4 +152,4 @@ def build_training_set(
         ).encode()
     ).hexdigest()
     log.info("training set %s..%s: %d labelled rows of %d events, fingerprint %s", first, last, len(frame), len(events), fingerprint[:12])
-    return TrainingSet(frame, fingerprint, feature_columns, label_column, service, (first.isoformat(), last.isoformat()))
+    return TrainingSet(frame, fingerprint, feature_columns, label_column, service, (first, last))

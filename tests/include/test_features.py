@@ -1,0 +1,269 @@
+"""Feature computation, point-in-time lookups and the online store, on a hand-made raw zone.
+
+The scenario (tests/include/feature_helpers.py) places flights around the two instants that
+matter: the daily snapshot (local midnight closing day D) and the prediction time (02:00).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from airloop import features as F
+from airloop.dates import day_window
+from airloop.storage import list_partitions, read_partition_frame
+from airloop.training_set import build_training_set
+from feature_helpers import D0, D1, D2, leakage_lake, local, publish_raw, flight, A
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture
+def store(settings):
+    store = F.feature_store(settings)
+    F.apply_definitions(settings, store=store)
+    return store
+
+
+@pytest.fixture
+def hand_lake(lake):
+    leakage_lake(lake)
+    return lake
+
+
+def compute(settings, lake, *days):
+    for day in days:
+        F.compute_features(day, settings=settings, lake=lake)
+
+
+def lake_bytes(lake, prefix: str) -> dict[str, bytes]:
+    return {key: lake.read_bytes(key) for key in lake.list_keys(prefix)}
+
+
+# --- computation -----------------------------------------------------------------------------
+
+
+def test_snapshot_counts_only_flights_landed_before_it(settings, hand_lake):
+    compute(settings, hand_lake, D0, D1)
+    carrier_d0 = read_partition_frame(hand_lake, f"features/carrier_delay_stats/ds={D0}").set_index("carrier")
+    # A (lands 13:10) and E (23:50) landed before D0 closed; B lands 06:00 on D1.
+    assert carrier_d0.loc["AA", "carrier_flights_1d"] == 2
+    assert carrier_d0.loc["AA", "carrier_dep_delay_mean_1d"] == pytest.approx(5.0)
+    assert carrier_d0.loc["AA", "carrier_delayed_share_28d"] == 0.0
+    assert carrier_d0.loc["AA", "event_timestamp"] == pd.Timestamp(day_window(D0, "America/New_York")[1])
+    # UA's only flight was cancelled: no landed flight, no row.
+    assert "UA" not in carrier_d0.index
+
+    carrier_d1 = read_partition_frame(hand_lake, f"features/carrier_delay_stats/ds={D1}").set_index("carrier")
+    # D1 closes after B, F and C landed: the 1-day window holds exactly those three.
+    assert carrier_d1.loc["AA", "carrier_flights_1d"] == 3
+    assert carrier_d1.loc["AA", "carrier_dep_delay_mean_1d"] == pytest.approx((120 + 0 + 500) / 3)
+    assert carrier_d1.loc["AA", "carrier_delayed_share_1d"] == pytest.approx(2 / 3)
+    assert carrier_d1.loc["AA", "carrier_flights_7d"] == 5
+
+    route_d0 = read_partition_frame(hand_lake, f"features/route_delay_stats/ds={D0}").set_index("route")
+    assert route_d0.loc["JFK-LAX", "route_flights_28d"] == 1
+    assert route_d0.loc["JFK-LAX", "route_dep_delay_mean_28d"] == pytest.approx(10.0)
+
+
+def test_manifest_names_the_raw_partitions_used(settings, hand_lake):
+    manifests = F.compute_features(D1, settings=settings, lake=hand_lake)
+    used = [p["partition"] for p in manifests["carrier_delay_stats"]["raw_partitions"]]
+    assert used == [f"raw/flights/ds={D0}", f"raw/flights/ds={D1}"]
+    # Days of the 31-day lookback before the source's first day are listed as such, not as used.
+    assert len(manifests["carrier_delay_stats"]["days_before_history_start"]) == 31 - 1
+    assert [p["partition"] for p in manifests["origin_weather"]["raw_partitions"]] == [f"raw/weather/ds={D1}"]
+    assert manifests["aircraft_attributes"]["dimensions"]["planes"]["rows"] == 3322
+
+
+def test_rerun_publishes_identical_bytes(settings, hand_lake):
+    compute(settings, hand_lake, D1)
+    first = lake_bytes(hand_lake, "features/")
+    compute(settings, hand_lake, D1)
+    assert lake_bytes(hand_lake, "features/") == first
+    assert len(first) == 2 * 5  # a manifest and a part file per view
+
+
+def test_missing_raw_partition_fails_naming_date_and_path_before_any_write(settings, hand_lake):
+    hand_lake.delete(hand_lake.list_keys(f"raw/flights/ds={D0}/"))
+    with pytest.raises(F.MissingRawPartition) as err:
+        F.compute_features(D1, settings=settings, lake=hand_lake)
+    assert str(D0) in str(err.value)
+    assert f"raw/flights/ds={D0}" in str(err.value)
+    assert hand_lake.list_keys("features/") == []
+
+
+def test_computation_not_matching_the_definition_fails_before_any_write(settings, hand_lake, monkeypatch):
+    from dataclasses import replace
+
+    use_case = F._use_case(settings)
+    spec = use_case.features
+    broken = spec.view("route_delay_stats")
+    renamed = replace(broken, compute=lambda ds, frames, ctx: broken.compute(ds, frames, ctx).rename(columns={"route_flights_1d": "route_n_1d"}))
+    patched = replace(use_case, features=replace(spec, views=tuple(renamed if v.name == broken.name else v for v in spec.views)))
+    monkeypatch.setattr(F, "_use_case", lambda settings: patched)
+    with pytest.raises(F.FeatureSchemaMismatch, match="route_n_1d"):
+        F.compute_features(D1, settings=settings, lake=hand_lake)
+    assert hand_lake.list_keys("features/") == []  # not even the views computed before it
+
+
+# --- point-in-time lookups -------------------------------------------------------------------
+
+
+def test_no_leakage_in_training_rows(settings, hand_lake, store):
+    compute(settings, hand_lake, D0, D1)
+    ts = build_training_set(D1, D1, settings=settings, store=store, lake=hand_lake)
+    frame = ts.frame.set_index("flight")
+    # X was cancelled: unlabelled, not a training row.
+    assert sorted(frame.index) == [4, 5]
+    c = frame.loc[4]
+    assert c["is_delayed"] == 1
+    assert c["event_timestamp"] == local(D1, "02:00")
+    # C's own 790-minute delay, B (landed 06:00 D1) and F (landed 01:15 D1, after the snapshot)
+    # appear nowhere: the carrier's record is A and E only.
+    assert c["carrier_flights_1d"] == 2
+    assert c["carrier_dep_delay_mean_28d"] == pytest.approx(5.0)
+    assert c["carrier_delayed_share_28d"] == 0.0
+    assert c["origin_flights_7d"] == 2
+    assert c["route_flights_28d"] == 1 and c["route_dep_delay_mean_1d"] == pytest.approx(10.0)
+    assert c["temp"] == 2.0  # the 02:00 observation (at the instant counts), not a later one
+    assert c["aircraft_seats"] == 55 and c["aircraft_age_years"] == 9.0
+    # F's aircraft is not in the planes table: nulls, and still a training row.
+    assert math.isnan(frame.loc[5, "aircraft_seats"])
+    for column in ts.feature_columns:
+        assert column in ts.frame.columns
+
+
+def test_snapshot_of_a_day_is_seen_only_from_the_next_prediction_time(settings, hand_lake, store):
+    compute(settings, hand_lake, D0, D1, D2)
+    entity = pd.DataFrame({"origin": ["JFK"] * 3, "carrier": ["AA"] * 3, "route": ["JFK-LAX"] * 3, "tailnum": ["N10156"] * 3})
+    entity["event_timestamp"] = [local(D1, "23:59"), pd.Timestamp(day_window(D1, "America/New_York")[1]), local(D2, "02:00")]
+    out = F.historical_features(entity, settings=settings, store=store, lake=hand_lake)
+    # 23:59 on D1: still the D0 snapshot... but the TTL (6 h) has expired by then: nulls.
+    assert math.isnan(out.loc[0, "carrier_flights_1d"])
+    # At the instant D1 closes and at 02:00 on D2: the D1 snapshot (B, F and C now landed).
+    assert list(out.loc[1:, "carrier_flights_1d"]) == [3, 3]
+
+
+def test_weather_ttl_includes_the_boundary_and_expires_after_it(settings, hand_lake, store):
+    compute(settings, hand_lake, D0, D1)
+    entity = pd.DataFrame({"origin": ["JFK", "EWR", "LGA"], "carrier": ["AA"] * 3, "route": ["JFK-LAX"] * 3, "tailnum": ["N10156"] * 3})
+    out = F.features_as_of(entity, local(D1, "02:00"), settings=settings, store=store, lake=hand_lake)
+    assert out["temp"].tolist()[:2] == [2.0, 223.0]  # EWR: 23:00 obs, exactly 3 h old
+    assert math.isnan(out["temp"].iloc[2])  # LGA: 21:00 obs, 5 h old
+
+
+def test_entity_with_no_history_gets_nulls_not_an_exception(settings, hand_lake, store):
+    compute(settings, hand_lake, D0, D1)
+    entity = pd.DataFrame({
+        "origin": ["JFK", "XYZ"], "carrier": ["ZZ", "AA"], "route": ["JFK-NOWHERE", "XYZ-LAX"], "tailnum": [None, "N0NE"],
+    })
+    out = F.features_as_of(entity, local(D1, "02:00"), settings=settings, store=store, lake=hand_lake)
+    assert len(out) == 2
+    assert out.loc[0, ["carrier_flights_1d", "route_flights_1d", "aircraft_seats"]].isna().all()
+    assert out.loc[0, "temp"] == 2.0 and out.loc[0, "origin_flights_1d"] == 2
+    assert out.loc[1, ["temp", "origin_flights_1d", "route_flights_1d", "aircraft_seats"]].isna().all()
+    assert out.loc[1, "carrier_flights_1d"] == 2
+
+
+def test_features_as_of_equals_the_general_join(settings, hand_lake, store):
+    compute(settings, hand_lake, D0, D1, D2)
+    entity = pd.DataFrame({
+        "origin": ["JFK", "EWR", "LGA", "JFK"], "carrier": ["AA", "UA", "AA", "ZZ"],
+        "route": ["JFK-LAX", "JFK-BOS", "LGA-ORD", "JFK-BOS"], "tailnum": ["N10156", None, "N102UW", "NZZZ99"],
+    })
+    for instant in (local(D1, "02:00"), local(D1, "13:00"), local(D2, "02:00")):
+        fast = F.features_as_of(entity, instant, settings=settings, store=store, lake=hand_lake)
+        general = F.historical_features(entity.assign(event_timestamp=instant), settings=settings, store=store, lake=hand_lake)
+        pd.testing.assert_frame_equal(fast, general, check_dtype=False)
+
+
+def test_missing_feature_partition_fails_the_lookup(settings, hand_lake, store):
+    compute(settings, hand_lake, D1)  # D0's features never computed
+    with pytest.raises(F.MissingFeaturePartition, match=f"ds={D0}"):
+        build_training_set(D1, D1, settings=settings, store=store, lake=hand_lake)
+
+
+def test_training_set_fingerprint_is_stable_and_tracks_the_window(settings, hand_lake, store):
+    compute(settings, hand_lake, D0, D1, D2)
+    first = build_training_set(D1, D2, settings=settings, store=store, lake=hand_lake)
+    again = build_training_set(D1, D2, settings=settings, store=store, lake=hand_lake)
+    shorter = build_training_set(D1, D1, settings=settings, store=store, lake=hand_lake)
+    assert first.fingerprint == again.fingerprint
+    assert first.fingerprint != shorter.fingerprint
+    assert first.window == (D1, D2)
+    assert first.label_column == "is_delayed" and first.feature_service == "flight_delay_v1"
+
+
+def test_feature_columns_are_request_columns_then_the_service_features(settings):
+    columns = F.feature_columns(settings=settings)
+    assert columns[:4] == ["sched_hour", "day_of_week", "month", "distance"]
+    assert "carrier_delayed_share_28d" in columns and "temp" in columns and "aircraft_engine_code" in columns
+    assert len(columns) == len(set(columns)) == 4 + 9 + 3 * 9 + 4
+
+
+# --- online store ----------------------------------------------------------------------------
+
+
+def online_rows(settings) -> list[tuple]:
+    path = F.feast_environment(settings)["AIRLOOP_FEAST_ONLINE_PATH"]
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        return [
+            (table, *row)
+            for table in tables
+            for row in conn.execute(f'SELECT entity_key, feature_name, value, event_ts FROM "{table}" ORDER BY 1, 2')
+        ]
+
+
+def test_materializing_twice_leaves_the_online_store_identical(settings, hand_lake, store):
+    compute(settings, hand_lake, D0, D1)
+    F.materialize(D0, D1, settings=settings, store=store, lake=hand_lake)
+    first = online_rows(settings)
+    results = F.materialize(D0, D1, settings=settings, store=store, lake=hand_lake)
+    assert online_rows(settings) == first
+    assert len(first) > 3322 * 4  # every plane's four attributes, and the rest
+    assert {r.view for r in results} == {v.name for v in F.service_layout(store, "flight_delay_v1").views}
+
+
+def test_out_of_order_backfill_keeps_newer_online_values(settings, hand_lake, store):
+    compute(settings, hand_lake, D0, D1)
+    F.materialize(D1, D1, settings=settings, store=store, lake=hand_lake)
+    newer = online_rows(settings)
+    results = {r.view: r for r in F.materialize(D0, D0, settings=settings, store=store, lake=hand_lake)}
+    after = online_rows(settings)
+    assert set(newer) <= set(after)  # every newer value is still there, unchanged
+    assert results["carrier_delay_stats"].kept_newer == 1 and results["carrier_delay_stats"].written == 0
+    assert results["aircraft_attributes"].kept_newer == 3322 and results["aircraft_attributes"].written == 0
+    # Entities only the older interval knows are loaded: LGA and EWR weather (JFK's is newer).
+    assert results["origin_weather"].written == 2 and results["origin_weather"].kept_newer == 1
+    assert len(after) == len(newer) + 2 * 9
+
+
+def test_skew_check_online_equals_offline_and_catches_a_stale_store(settings, hand_lake, store):
+    compute(settings, hand_lake, D0, D1, D2)
+    sample = pd.DataFrame({
+        "origin": ["JFK", "EWR", "JFK"], "carrier": ["AA", "AA", "UA"], "route": ["JFK-LAX", "JFK-BOS", "LGA-ORD"],
+        "tailnum": ["N10156", "N102UW", "NZZZ99"],
+    })
+    F.materialize(D0, D1, settings=settings, store=store, lake=hand_lake)
+    report = F.skew_check(sample, D1, settings=settings, store=store, lake=hand_lake)
+    assert report.ok, report.mismatches
+    assert report.rows == 3 and report.features == 40
+    # EWR's last observation (23:00 on D0) is past the weather TTL at D1's close: null on both
+    # sides, counted as an expired online value.
+    assert report.expired_online == 1
+    # The online store holds D1's values; offline as of D2's close differs (weather, stats).
+    stale = F.skew_check(sample, D2, settings=settings, store=store, lake=hand_lake)
+    assert not stale.ok
+    assert {m["feature"] for m in stale.mismatches} >= {"temp", "carrier_flights_1d"}
+
+
+def test_materialize_fails_on_a_missing_last_partition_before_writing(settings, hand_lake, store):
+    compute(settings, hand_lake, D0)
+    with pytest.raises(F.MissingFeaturePartition, match=f"ds={D1}"):
+        F.materialize(D0, D1, settings=settings, store=store, lake=hand_lake)
+    assert online_rows(settings) == []
