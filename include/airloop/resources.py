@@ -52,8 +52,17 @@ class ResourceProfile:
     extra_config: dict = field(default_factory=dict)
 
     def executor_config(self) -> dict:
-        """The ``executor_config`` of a task of this class (empty unless configured)."""
-        return dict(self.extra_config)
+        """The ``executor_config`` of a task of this class (empty unless configured).
+
+        On the Kubernetes executor a profile with GPUs gets its ``pod_override``
+        (``nvidia.com/gpu`` limit, tolerations, node selector: :mod:`airloop.k8s`).
+        """
+        config = dict(self.extra_config)
+        if self.gpus and self.executor and "Kubernetes" in self.executor and "pod_override" not in config:
+            from airloop.k8s import pod_override
+
+            config["pod_override"] = pod_override(self)
+        return config
 
     def operator_kwargs(self) -> dict:
         """Keyword arguments for any ``BaseOperator``: pool, pool_slots, queue, executor(_config)."""
