@@ -13,7 +13,8 @@ Two checks run for every scored day ``D``:
   compared with the AUC the champion had on its own reference sample.
 
 Reports go to the lake under ``reports/ds=D/drift/`` and ``reports/ds=D/performance/`` (each a
-published partition: ``report.html`` rendered from a bounded sample so it opens in a browser,
+published partition: ``report.html`` of bounded size so it opens in a browser (see
+:class:`MonitorConfig`),
 ``report.json`` complete, manifest last). Headline numbers go to the ``monitoring_metrics`` table
 in the registry database (:class:`MonitoringStore`), one row per (day, kind), upserted.
 
@@ -23,7 +24,8 @@ side is left out of the drift test and listed under ``null_columns``; a day whos
 not ingested yet gives ``awaiting_outcomes`` (never an AUC of zero).
 
 Settings (environment, read by :meth:`MonitorConfig.from_env`):
-``AIRLOOP_MONITOR_MIN_ROWS`` (50), ``AIRLOOP_MONITOR_HTML_SAMPLE_ROWS`` (5000),
+``AIRLOOP_MONITOR_MIN_ROWS`` (50), ``AIRLOOP_MONITOR_HTML_MAX_BYTES`` (8 MB),
+``AIRLOOP_MONITOR_HTML_SAMPLE_ROWS`` (5000),
 ``AIRLOOP_MONITOR_OUTCOME_LAG_DAYS`` (1), ``AIRLOOP_LATE_MINUTES`` (15).
 
 No Airflow imports here; Evidently and pandas are imported inside the functions that use them.
@@ -80,14 +82,18 @@ class MonitorConfig:
 
     :param min_rows: fewer rows than this in the current or reference sample: skip the check
         (a distance test on a handful of rows is noise, not evidence).
-    :param html_sample_rows: at most this many rows per side are rendered into the HTML report;
-        the JSON and the headline numbers always use every row.
+    :param html_max_bytes: Evidently's drift HTML holds aggregated distributions, so its size
+        hardly depends on the rows (about 4.5 MB for 16 columns at 1k or 1M rows). Should a
+        report still exceed this, it is re-rendered from a bounded sample (with a banner saying
+        so); the JSON and the headline numbers always use every row.
+    :param html_sample_rows: rows per side of that sample.
     :param outcome_lag_days: the performance check of day ``D`` evaluates day ``D - lag``, whose
         flights have landed and were ingested by the time ``D`` is scored.
     :param late_minutes: a flight is late when its arrival delay exceeds this.
     """
 
     min_rows: int = 50
+    html_max_bytes: int = 8_000_000
     html_sample_rows: int = 5000
     outcome_lag_days: int = 1
     late_minutes: int = 15
@@ -96,6 +102,7 @@ class MonitorConfig:
     def from_env(cls) -> "MonitorConfig":
         return cls(
             min_rows=env_int("AIRLOOP_MONITOR_MIN_ROWS", cls.min_rows),
+            html_max_bytes=env_int("AIRLOOP_MONITOR_HTML_MAX_BYTES", cls.html_max_bytes),
             html_sample_rows=env_int("AIRLOOP_MONITOR_HTML_SAMPLE_ROWS", cls.html_sample_rows),
             outcome_lag_days=env_int("AIRLOOP_MONITOR_OUTCOME_LAG_DAYS", cls.outcome_lag_days),
             late_minutes=env_int("AIRLOOP_LATE_MINUTES", cls.late_minutes),
@@ -306,8 +313,9 @@ def drift_report(
     if null_columns:
         result.message = f"entirely null on one side, not tested: {', '.join(null_columns)}"
     if render_html:
+        result.html = _render_html(snapshot, None)
         cap = config.html_sample_rows
-        if len(current) > cap or len(reference) > cap:
+        if len(result.html) > config.html_max_bytes and (len(current) > cap or len(reference) > cap):
             banner = (
                 f"Drift on {ds}: rendered from a sample of {min(cap, len(current))} of {len(current)} current "
                 f"and {min(cap, len(reference))} of {len(reference)} reference rows. Headline numbers (all rows): "
@@ -315,8 +323,6 @@ def drift_report(
                 f"{', '.join(parsed['drifted_column_names']) or 'none'}."
             )
             result.html = _render_html(run(_sample(reference, cap), _sample(current, cap)), banner)
-        else:
-            result.html = _render_html(snapshot, None)
     return result
 
 
@@ -613,10 +619,15 @@ def load_current(lake: "Lake", ds: str | date) -> "pd.DataFrame":
     features = _parquet(files, "features.parquet", lake.uri(predictions_prefix(ds)))
     # Both files carry the prediction key: join the score to the inputs it was computed from.
     keys = [c for c in predictions.columns if c in features.columns and c not in (SCORE_COLUMN, "model_version")]
+    extra = [c for c in predictions.columns if c not in features.columns]
+    if keys and len(features) == len(predictions) and features[keys].reset_index(drop=True).equals(
+        predictions[keys].reset_index(drop=True)
+    ):
+        # Written row-aligned (the scoring stage does): no hash join needed (3 s saved at 1M rows).
+        return features.reset_index(drop=True).join(predictions[extra].reset_index(drop=True))
     if keys:
         return features.merge(predictions.drop_duplicates(keys), on=keys, how="inner", suffixes=("", "_prediction"))
     if len(features) == len(predictions):
-        extra = [c for c in predictions.columns if c not in features.columns]
         return features.reset_index(drop=True).join(predictions[extra].reset_index(drop=True))
     raise MonitorInputError(f"{lake.uri(predictions_prefix(ds))}: features and scores share no key and differ in length")
 

