@@ -24,15 +24,32 @@ def cmd_load_source(args) -> int:
 
 
 def cmd_ingest(args) -> int:
+    """Ingest each day and table like the DAG does; days outside the source are skipped with a message.
+
+    Returns 1 when a day fails the quality gate (its rows are published all the same, as in the DAG).
+    """
+    import sys
+
     from airloop.cli import print_json
     from airloop.dates import ds_range
-    from airloop.ingest import ingest_day
+    from airloop.ingest import OutsideSourceCoverage, QualityGateError, check_quality_gate, ingest_day
 
     settings = _settings()
+    failed = 0
     for day in ds_range(args.start, args.end or args.start):
         for table in args.table:
-            print_json(ingest_day(table, day, settings).as_dict())
-    return 0
+            try:
+                summary = ingest_day(table, day, settings)
+            except OutsideSourceCoverage as exc:
+                print(f"skipped: {exc}", file=sys.stderr)
+                continue
+            print_json(summary.as_dict())
+            try:
+                check_quality_gate(summary, settings.max_quarantine_share, settings.quarantine_gate_min_rows)
+            except QualityGateError as exc:
+                print(f"quality gate failed: {exc}", file=sys.stderr)
+                failed += 1
+    return 1 if failed else 0
 
 
 def cmd_partitions(args) -> int:

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from airloop.contract import REASON_COLUMN, ContractError, check_columns, validate
 from airloop.dates import day_window, parse_ds
@@ -79,7 +80,12 @@ def extract_to_staging(
     start, end = day_window(day, use_case.timezone)
     coverage = source.coverage(table)
     if coverage is None or end <= coverage[0] or start > coverage[1]:
-        span = f"{coverage[0]:%Y-%m-%d} .. {coverage[1]:%Y-%m-%d}" if coverage else "nothing (empty table)"
+        zone = ZoneInfo(use_case.timezone)
+        span = (
+            f"{coverage[0].astimezone(zone):%Y-%m-%d} .. {coverage[1].astimezone(zone):%Y-%m-%d} ({use_case.timezone})"
+            if coverage
+            else "nothing (empty table)"
+        )
         raise OutsideSourceCoverage(
             f"{table_name} for {day} is outside the replayed source, which covers {span}; nothing to ingest"
         )

@@ -262,3 +262,38 @@ def test_storage_failing_mid_publish_keeps_the_previous_day(settings, ingest_lak
 def test_local_lake_is_the_default(settings):
     assert isinstance(open_lake(settings), LocalLake)
     assert open_lake(settings).root == settings.data_dir / "lake"
+
+
+def test_cli_ingest_skips_days_outside_the_source_and_reports_the_gate(settings, capsys, monkeypatch):
+    from airloop.cli import main
+
+    assert main(["ingest", "2025-12-29", "2025-12-30", "--table", "weather"]) == 0
+    out, err = capsys.readouterr()
+    assert "skipped: weather for 2025-12-29 is outside the replayed source" in err
+    assert json_rows(out) == [count_in_source(settings.source_url, "weather", date(2025, 12, 30))]
+
+    monkeypatch.setenv("AIRLOOP_QUARANTINE_GATE_MIN_ROWS", "0")
+    from airloop.config import get_settings
+
+    get_settings.cache_clear()
+    assert main(["ingest", "2026-02-10", "--table", "weather"]) == 1
+    assert "quality gate failed: weather 2026-02-10: 1 of 72 rows quarantined" in capsys.readouterr().err
+
+    assert main(["quarantine", "weather", "2026-02-10"]) == 0
+    shown = capsys.readouterr().out
+    assert "wind_speed: 1048.36058 above the maximum 200" in shown and "1 quarantined rows" in shown
+    assert main(["partitions", "raw/weather"]) == 0
+    assert "raw/weather/ds=2026-02-10" in capsys.readouterr().out
+    assert main(["quarantine", "flights", "2026-02-10"]) == 1
+    assert "PartitionNotFound" in capsys.readouterr().err
+
+
+def json_rows(out: str) -> list[int]:
+    import json
+
+    decoder, rows, text_left = json.JSONDecoder(), [], out.strip()
+    while text_left:
+        value, end = decoder.raw_decode(text_left)
+        rows.append(value["rows"])
+        text_left = text_left[end:].strip()
+    return rows
