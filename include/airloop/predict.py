@@ -651,7 +651,7 @@ def ensure_scoring_runs(settings: "Settings") -> str:
     """Set-up step: the ``scoring_runs`` table in the registry database."""
     from airloop.config import redact_url
 
-    runs = ScoringRuns(getattr(registry, "url", None) or settings.registry_url)  # beside the registry
+    runs = ScoringRuns(settings.registry_url)  # beside the registry
     return f"scoring_runs table {'created' if runs.ensure() else 'exists'} in {redact_url(settings.registry_url)}"
 
 
