@@ -67,9 +67,23 @@ class SourceDatabase:
     def safe_url(self) -> str:
         return redact_url(self.url)
 
-    def _connect(self):
+    def _sqlite_path(self):
+        """The file of a ``sqlite:///`` URL (None for other databases and in-memory SQLite)."""
+        from pathlib import Path
+
+        if not self.url.startswith("sqlite:///") or self.url.removeprefix("sqlite:///") in ("", ":memory:"):
+            return None
+        return Path(self.url.removeprefix("sqlite:///").split("?", 1)[0])
+
+    def _connect(self, *, create: bool = False):
         from sqlalchemy.exc import OperationalError, InterfaceError
 
+        path = self._sqlite_path()
+        if not create and path is not None and not path.exists():
+            # SQLite would silently create an empty file; a reader needs the loaded source.
+            raise SourceUnavailable(
+                f"the source database {self.safe_url} does not exist: load it with `airloop load-source`"
+            )
         try:
             return self.engine.connect()
         except (OperationalError, InterfaceError) as exc:
@@ -87,13 +101,16 @@ class SourceDatabase:
             from pathlib import Path
 
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        with self._connect():
+        with self._connect(create=True):
             pass
         return use_case.source_loader(self.engine)
 
     def has_table(self, name: str) -> bool:
         from sqlalchemy import inspect
 
+        path = self._sqlite_path()
+        if path is not None and not path.exists():
+            return False
         with self._connect() as conn:
             return inspect(conn).has_table(name)
 
@@ -102,8 +119,15 @@ class SourceDatabase:
         import pandas as pd
         from sqlalchemy import text
 
+        from sqlalchemy import inspect
+
         col = self._quote(table.time_column)
         with self._connect() as conn:
+            if not inspect(conn).has_table(table.name):
+                raise SourceUnavailable(
+                    f"the source database {self.safe_url} has no table {table.name!r}: "
+                    "load it with `airloop load-source`"
+                )
             row = conn.execute(text(f"SELECT MIN({col}), MAX({col}) FROM {self._quote(table.name)}")).one()
         if row[0] is None:
             return None

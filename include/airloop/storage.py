@@ -218,11 +218,20 @@ class S3Lake(Lake):
         return sorted(keys)
 
     def delete(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
         batch = [{"Key": self._key(k)} for k in keys]
         for start in range(0, len(batch), 1000):
             chunk = batch[start : start + 1000]
-            if chunk:
-                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+            try:
+                response = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+            except Exception as exc:
+                raise self._fail("delete", keys[start], exc) from exc
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise StorageError(
+                    f"could not delete {len(response['Errors'])} objects from {self.url}, "
+                    f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
 
 
 def open_lake(settings: "Settings | None" = None, url: str | None = None) -> Lake:

@@ -184,16 +184,38 @@ def test_the_last_replayed_day_has_flights_but_no_weather(settings, lake):
     "url, shown",
     [
         ("postgresql://airloop:s3cr3t@127.0.0.1:1/source", "postgresql://airloop:***@127.0.0.1:1/source"),
-        ("sqlite:////nonexistent/dir/source.db", "sqlite:////nonexistent/dir/source.db"),
+        ("postgresql://airloop:s3cr3t@127.0.0.1:1/source?sslmode=disable", "postgresql://airloop:***@127.0.0.1:1/source"),
     ],
-    ids=["postgres-closed-port", "sqlite-missing-dir"],
+    ids=["postgres-closed-port", "postgres-with-query"],
 )
 def test_an_unreachable_source_names_its_url_without_the_password(lake, url, shown):
     source = SourceDatabase(url, replay_offset_days=4746, connect_timeout_s=2)
     with pytest.raises(SourceUnavailable) as err:
         extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)
     assert f"cannot reach the source database {shown}" in str(err.value)
+    assert "127.0.0.1:1" in str(err.value)
     assert "s3cr3t" not in str(err.value) and err.value.__cause__ is None
+    assert lake.list_keys("") == []
+
+
+def test_a_missing_sqlite_source_is_not_created_empty_and_says_how_to_load_it(lake, tmp_path):
+    path = tmp_path / "never-loaded.db"
+    source = SourceDatabase(f"sqlite:///{path}", replay_offset_days=4746)
+    assert source.has_table("flights") is False
+    with pytest.raises(SourceUnavailable, match="does not exist: load it with `airloop load-source`"):
+        extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)
+    assert not path.exists()
+
+
+def test_a_source_without_the_table_says_how_to_load_it(lake, tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE planes (tailnum TEXT)"))
+    engine.dispose()
+    source = SourceDatabase(url, replay_offset_days=4746)
+    with pytest.raises(SourceUnavailable, match="has no table 'flights': load it with `airloop load-source`"):
+        extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)
     assert lake.list_keys("") == []
 
 
