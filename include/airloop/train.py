@@ -217,11 +217,14 @@ def check_training_frame(frame: "pd.DataFrame", feature_columns: list[str], labe
             f"least {spec.min_class_rows} (a single-class window cannot train a classifier)"
         )
     null_share = {c: float(frame[c].isna().mean()) for c in feature_columns}
-    too_null = {c: round(s, 4) for c, s in null_share.items() if s > spec.max_null_share}
+    limits = {c: spec.null_share_limits.get(c, spec.max_null_share) for c in feature_columns}
+    too_null = {c: round(s, 4) for c, s in null_share.items() if s > limits[c]}
     if too_null:
+        exceptions = {c: limits[c] for c in too_null if c in spec.null_share_limits}
         raise TrainingDataError(
             f"{len(too_null)} of {len(feature_columns)} feature columns are null in more than "
             f"{spec.max_null_share:.0%} of {rows} rows: {too_null}"
+            + (f" (their own limits: {exceptions})" if exceptions else "")
         )
     overall = float(sum(null_share.values()) / max(len(null_share), 1))
     return {

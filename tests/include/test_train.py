@@ -330,3 +330,13 @@ def test_profiles_come_from_one_place_and_the_environment(monkeypatch):
     monkeypatch.delenv("AIRLOOP_TRAIN_POOL_SLOTS")
     with pytest.raises(KeyError, match="no resource profile 'gpu-ish'"):
         profile("gpu-ish")
+
+
+def test_a_sparse_feature_may_have_its_own_null_limit(training_set):
+    frame = training_set.frame.copy()
+    frame.loc[frame.index[: int(len(frame) * 0.85)], "visib"] = np.nan
+    sparse = replace(SPEC, null_share_limits={"visib": 0.9})
+    assert check_training_frame(frame, training_set.feature_columns, "is_delayed", sparse)["null_share_max"] == pytest.approx(0.85, abs=0.01)
+    frame.loc[:, "visib"] = np.nan
+    with pytest.raises(TrainingDataError, match=r"\{'visib': 1.0\} \(their own limits: \{'visib': 0.9\}\)"):
+        check_training_frame(frame, training_set.feature_columns, "is_delayed", sparse)

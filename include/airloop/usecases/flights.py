@@ -151,6 +151,8 @@ MODEL = ModelSpec(
     min_rows=1000,
     min_class_rows=50,
     max_null_share=0.5,
+    # Gusts are only reported when there are some: ~85% of hourly observations have none.
+    null_share_limits={"wind_gust": 0.98},
     min_slice_rows=200,
     reference_rows=5000,
     window_days=90,
