@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 export AIRFLOW_HOME="$PWD"
 export PATH="$PWD/.venv/bin:$PATH"
 bash scripts/ensure-chromium.sh || true
+bash scripts/ensure-services.sh || true
 mkdir -p test-artifacts
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
