@@ -199,7 +199,8 @@ def trend_chart(days: list[dict], fired: Iterable[str] = (), *, threshold: float
                        f"stroke='#d93025' stroke-width='2'><title>drift policy fired on {ds}</title></line>")  # fmt: skip
     ticks = sorted({days[0]["ds"], days[-1]["ds"], *[d["ds"] for d in days[:: max(1, len(days) // 6)]]})
     for ds in ticks:
-        out.append(f"<text x='{x(ds):.1f}' y='{height - bottom + 16}' text-anchor='middle'>{ds}</text>")
+        anchor = "start" if ds == ticks[0] and len(ticks) > 1 else "end" if ds == ticks[-1] and len(ticks) > 1 else "middle"
+        out.append(f"<text x='{x(ds):.1f}' y='{height - bottom + 16}' text-anchor='{anchor}'>{ds}</text>")
     for key, kind, color, label in (("drift_share", "drift", "#7c4dff", "drift share"),
                                     ("auc", "performance", "#0f9d58", "AUC")):  # fmt: skip
         points = [(d["ds"], d[kind][key]) for d in days if d.get(kind) and d[kind].get(key) is not None]
