@@ -163,10 +163,49 @@ def repo_config(settings: "Settings"):
     return config
 
 
+def _standard_sqlite_adapters() -> None:
+    """Put back Python's own sqlite3 adapters and converters for dates and datetimes."""
+    import sqlite3
+
+    sqlite3.register_adapter(date, lambda value: value.isoformat())
+    sqlite3.register_adapter(datetime, lambda value: value.isoformat(" "))
+    sqlite3.register_converter("date", lambda raw: date.fromisoformat(raw.decode()))
+    sqlite3.register_converter("timestamp", lambda raw: datetime.fromisoformat(raw.decode()))
+    sqlite3.converters.pop("DATETIME", None)
+
+
+@contextlib.contextmanager
+def feast_sqlite_adapters() -> Iterator[None]:
+    """Feast's process-wide sqlite3 datetime adapters, only for the duration of a Feast call.
+
+    Importing ``feast.infra.online_stores.sqlite`` registers, for *every* sqlite3 connection of
+    the process, an adapter that binds datetimes as epoch seconds (and a matching converter).
+    Left in place, a later query such as ``time_hour >= :start`` on another SQLite database
+    (the source, a registry) silently compares against an integer and selects nothing. Airloop
+    restores Python's adapters as soon as Feast is loaded and sets Feast's only around calls
+    that read or write its SQLite online store. Not for concurrent threads using sqlite3.
+    """
+    import sqlite3
+
+    from feast.infra.online_stores import sqlite as feast_sqlite
+
+    sqlite3.register_adapter(date, feast_sqlite.adapt_date_iso)
+    sqlite3.register_adapter(datetime, feast_sqlite.adapt_datetime_epoch)
+    sqlite3.register_converter("date", feast_sqlite.convert_date)
+    sqlite3.register_converter("datetime", feast_sqlite.convert_datetime)
+    sqlite3.register_converter("timestamp", feast_sqlite.convert_timestamp)
+    try:
+        yield
+    finally:
+        _standard_sqlite_adapters()
+
+
 def feature_store(settings: "Settings"):
     """A Feast ``FeatureStore`` for the settings (embedded or services profile)."""
     from feast import FeatureStore
+    from feast.infra.online_stores import sqlite as _feast_sqlite  # noqa: F401  (registers its adapters)
 
+    _standard_sqlite_adapters()  # see feast_sqlite_adapters
     return FeatureStore(repo_path=str(settings.feature_repo), config=repo_config(settings))
 
 
@@ -532,7 +571,8 @@ def apply_definitions(settings: "Settings", *, store=None, definitions: Definiti
                 "the feature repo changes registered definitions incompatibly; nothing was applied:\n  - "
                 + "\n  - ".join(problems)
             )
-        store.apply(definitions.objects)
+        with feast_sqlite_adapters():
+            store.apply(definitions.objects)
         log.info("applied Feast definitions %s (registry had %s)", wanted[:12], (current or "nothing")[:12])
         return ApplyResult(True, wanted, current, len(definitions.objects))
 
@@ -976,7 +1016,8 @@ def online_timestamps(store, view: ViewLayout, frame: "pd.DataFrame") -> list:
     """The event timestamps the online store holds for the entities of ``frame`` (None: absent)."""
     fv = store.get_feature_view(view.name)
     provider = store._get_provider()  # the provider is Feast's documented online-store interface
-    rows = provider.online_read(store.config, fv, _entity_key_protos(frame, view, store.config), None)
+    with feast_sqlite_adapters():
+        rows = provider.online_read(store.config, fv, _entity_key_protos(frame, view, store.config), None)
     return [ts for ts, _ in rows]
 
 
@@ -1041,7 +1082,8 @@ def materialize(
             kept_newer = int(newer_online.sum())
             latest = latest[~newer_online.to_numpy()]
         if len(latest):
-            store.write_to_online_store(view.name, latest, allow_registry_cache=True)
+            with feast_sqlite_adapters():
+                store.write_to_online_store(view.name, latest, allow_registry_cache=True)
         log.info("materialized %s %s..%s: %d rows read, %d entities, %d written, %d kept newer online values",
                  view.name, days[0], days[-1], rows_read, len(latest) + kept_newer, len(latest), kept_newer)
         results.append(MaterializeResult(view.name, rows_read, len(latest) + kept_newer, len(latest), kept_newer))
@@ -1055,7 +1097,8 @@ def online_features(entity_df: "pd.DataFrame", *, settings: "Settings", feature_
     layout = service_layout(store, name)
     rows = entity_df[layout.join_keys].astype(object).where(entity_df[layout.join_keys].notna(), "").to_dict("records")
     service = store.get_feature_service(name)
-    frame = store.get_online_features(features=service, entity_rows=rows).to_df()
+    with feast_sqlite_adapters():
+        frame = store.get_online_features(features=service, entity_rows=rows).to_df()
     out = entity_df.reset_index(drop=True).copy()
     for feature in layout.feature_names:
         out[feature] = frame[feature].to_numpy()

@@ -267,3 +267,17 @@ def test_materialize_fails_on_a_missing_last_partition_before_writing(settings, 
     with pytest.raises(F.MissingFeaturePartition, match=f"ds={D1}"):
         F.materialize(D0, D1, settings=settings, store=store, lake=hand_lake)
     assert online_rows(settings) == []
+
+
+def test_feast_leaves_sqlite_datetime_binding_alone(settings, hand_lake, store, tmp_path):
+    """Feast's SQLite online store registers process-wide sqlite3 adapters (datetimes as epoch
+    seconds); after Airloop's Feast calls, other SQLite databases must compare datetimes as before."""
+    from datetime import datetime
+
+    compute(settings, hand_lake, D0)
+    F.materialize(D0, D0, settings=settings, store=store, lake=hand_lake)
+    with sqlite3.connect(tmp_path / "other.db") as conn:
+        conn.execute("CREATE TABLE t (ts TIMESTAMP)")
+        conn.execute("INSERT INTO t VALUES ('2013-01-06 05:00:00')")
+        found = conn.execute("SELECT count(*) FROM t WHERE ts >= ?", (datetime(2013, 1, 6, 0, 0),)).fetchone()[0]
+    assert found == 1
