@@ -268,17 +268,88 @@ class FeatureLookup:
 
         return upstream_partitions(ds, self.use_case or load_use_case(self.settings.use_case))
 
+    @cached_property
+    def layout(self):
+        from airloop import features
+
+        return features.service_layout(self.store, self.service_name)
+
     def lookup(self, rows: "pd.DataFrame", as_of: datetime) -> "pd.DataFrame":
-        """One row per row of ``rows`` (same order): the entity columns and the features."""
+        """One row per row of ``rows`` (same order): the entity columns and the features.
+
+        At one instant, each view's features depend only on that view's join keys: the latest
+        row per entity. So the lookup asks :func:`airloop.features.features_as_of` once per
+        *entity* (per view), never per row, keeps the answers for the next chunks of the same
+        instant, and maps them onto the rows with an index lookup. The cost then grows with
+        the entities of the day (carriers, routes, aircraft), not with its rows; the values are
+        those of ``features_as_of`` on the rows themselves.
+        """
+        import pandas as pd
+
         from airloop import features
 
         entities = features.entity_rows(rows, settings=self.settings)
+        if getattr(self, "_as_of", None) != as_of:
+            self._as_of, self._latest = as_of, {}
+        self._fetch_new_entities(entities, as_of)
+        out = {c: entities[c] for c in entities.columns}
+        for view in self.layout.views:
+            table = self._latest[view.name]
+            keys = list(view.join_keys)
+            where = table.index.get_indexer(_key_index(entities, keys))
+            for name in view.features:
+                column = table[name]
+                values = column.array if isinstance(column.dtype, pd.api.extensions.ExtensionDtype) else column.to_numpy()
+                out[name] = pd.Series(pd.api.extensions.take(values, where, allow_fill=True), index=entities.index)
+        return pd.DataFrame(out, index=entities.index)
+
+    def _fetch_new_entities(self, entities: "pd.DataFrame", as_of: datetime) -> None:
+        """Look up, once, the entities of ``entities`` not seen yet at this instant."""
+        import pandas as pd
+
+        from airloop import features
+
+        segments, wanted = [], []
+        for view in self.layout.views:
+            keys = list(view.join_keys)
+            unique = entities[keys].drop_duplicates()
+            known = self._latest.get(view.name)
+            if known is not None:
+                unique = unique[known.index.get_indexer(_key_index(unique, keys)) < 0]
+            wanted.append((view, len(unique)))
+            segments.append(unique)
+        if not any(n for _, n in wanted):
+            return
+        # One probe frame: each view's new keys in its own segment; the other views' keys are
+        # filled with a valid placeholder (their answers in that segment are not used).
+        join_keys = self.layout.join_keys
+        filler = entities[join_keys].iloc[0]
+        probe = pd.concat(
+            [seg.assign(**{k: filler[k] for k in join_keys if k not in seg.columns})[join_keys] for seg in segments],
+            ignore_index=True,
+        )
+        probe = probe.astype({k: entities[k].dtype for k in join_keys})
         try:
-            return features.features_as_of(
-                entities, as_of, settings=self.settings, feature_service=self.service_name, store=self.store, lake=self.lake
+            found = features.features_as_of(
+                probe, as_of, settings=self.settings, feature_service=self.service_name, store=self.store, lake=self.lake
             )
         except features.MissingFeaturePartition as exc:
             raise UpstreamNotReadyError(str(exc)) from None
+        offset = 0
+        for view, n in wanted:
+            part = found.iloc[offset : offset + n]
+            offset += n
+            table = part[list(view.features)].set_axis(_key_index(part, list(view.join_keys)))
+            known = self._latest.get(view.name)
+            self._latest[view.name] = table if known is None else pd.concat([known, table])
+
+
+def _key_index(frame: "pd.DataFrame", keys: list[str]):
+    import pandas as pd
+
+    if len(keys) == 1:
+        return pd.Index(frame[keys[0]])
+    return pd.MultiIndex.from_frame(frame[keys])
 
 
 def verify_inputs(lake: Lake, prefixes: Iterable[str]) -> list[dict]:
@@ -432,13 +503,6 @@ class StreamStats:
         }
 
 
-def _arrow_table(frame: "pd.DataFrame", schema=None):
-    import pyarrow as pa
-
-    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    return table.replace_schema_metadata(None)
-
-
 def score_stream(
     chunks: Iterable["pd.DataFrame"],
     *,
@@ -452,19 +516,23 @@ def score_stream(
 ) -> StreamStats:
     """Score a stream of row chunks and write them as Parquet row groups (one per chunk).
 
-    Memory holds one chunk at a time. The output order is the input order.
+    Memory holds one chunk at a time. The output order is the input order. The model inputs are
+    taken as one float64 matrix (in ``feature_columns`` order; NaN where unknown, XGBoost's
+    missing value), which is also what ``features.parquet`` logs (NaN stored as null).
 
     :param lookup: ``f(chunk) -> features`` with one row per chunk row, in order, holding at
-        least ``feature_columns`` (NaN where a feature is unknown).
+        least ``feature_columns``.
     :param part_path: where ``part.parquet`` goes (key, score, model_version).
     :param features_path: where ``features.parquet`` goes (key and the model inputs used).
     """
     import numpy as np
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     stats = StreamStats(missing_by_feature={c: 0 for c in feature_columns})
-    part_writer = features_writer = None
-    part_schema = features_schema = None
+    missing_by_feature = np.zeros(len(feature_columns), dtype="int64")
+    writers: dict[str, pq.ParquetWriter] = {}
+    key_schema = None
     try:
         for chunk in chunks:
             if len(chunk) == 0:
@@ -475,35 +543,36 @@ def score_stream(
             absent = [c for c in feature_columns if c not in feats.columns]
             if absent:
                 raise FeatureMismatchError(f"the feature lookup did not return the model inputs {absent}")
-            inputs = feats[feature_columns].reset_index(drop=True)
-            nulls = inputs.isna()
-            stats.rows_missing_features += int(nulls.any(axis=1).sum())
-            for col, n in nulls.sum().items():
-                stats.missing_by_feature[col] += int(n)
-            scores = np.asarray(booster.inplace_predict(inputs), dtype="float32")
+            matrix = feats[feature_columns].to_numpy(dtype="float64", na_value=np.nan)
+            unknown = np.isnan(matrix)
+            stats.rows_missing_features += int(unknown.any(axis=1).sum())
+            missing_by_feature += unknown.sum(axis=0)
+            scores = np.asarray(booster.inplace_predict(matrix), dtype="float32")
 
-            keys = chunk[key].reset_index(drop=True)
-            part = keys.assign(**{SCORE_COLUMN: scores, VERSION_COLUMN: np.full(len(keys), model_version, "int64")})
-            used = keys.join(inputs)
-            part_table = _arrow_table(part, part_schema)
-            features_table = _arrow_table(used, features_schema)
-            if part_writer is None:
-                part_schema, features_schema = part_table.schema, features_table.schema
-                part_writer = pq.ParquetWriter(part_path, part_schema, compression="zstd")
-                features_writer = pq.ParquetWriter(features_path, features_schema, compression="zstd")
-            part_writer.write_table(part_table, row_group_size=len(part))
-            features_writer.write_table(features_table, row_group_size=len(part))
+            keys = pa.Table.from_pandas(chunk[key], preserve_index=False).replace_schema_metadata(None)
+            key_schema = key_schema or keys.schema
+            keys = keys.cast(key_schema)
+            part = keys.append_column(SCORE_COLUMN, pa.array(scores)).append_column(
+                VERSION_COLUMN, pa.array(np.full(len(scores), model_version, dtype="int64"))
+            )
+            used = keys
+            for i, name in enumerate(feature_columns):
+                used = used.append_column(name, pa.array(matrix[:, i], from_pandas=True))
+            for path, table in ((part_path, part), (features_path, used)):
+                if path not in writers:
+                    writers[path] = pq.ParquetWriter(path, table.schema, compression="zstd")
+                writers[path].write_table(table, row_group_size=len(scores))
 
-            stats.rows += len(part)
+            stats.rows += len(scores)
             stats.chunks += 1
             stats.score_sum += float(scores.sum(dtype="float64"))
             low, high = float(scores.min()), float(scores.max())
             stats.score_min = low if stats.score_min is None else min(stats.score_min, low)
             stats.score_max = high if stats.score_max is None else max(stats.score_max, high)
     finally:
-        for writer in (part_writer, features_writer):
-            if writer is not None:
-                writer.close()
+        for writer in writers.values():
+            writer.close()
+    stats.missing_by_feature = {c: int(n) for c, n in zip(feature_columns, missing_by_feature)}
     return stats
 
 

@@ -173,3 +173,14 @@ def test_feature_lookup_names_the_model_inputs(feature_env):
     lookup = FeatureLookup(feature_env.settings, lake=feature_env.lake)
     assert lookup.columns() == feature_env.feature_columns
     assert lookup.service_name == USE_CASE.features.feature_service
+
+
+def test_chunked_lookup_equals_one_chunk(feature_env):
+    """Entities already seen (nulls included) are reused across chunks; the values do not change."""
+    env = feature_env
+    clear_predictions(env)
+    score_day(SCORED, settings=env.settings, model_version=env.version, chunk_rows=1_000_000)
+    whole = read_predictions(env.lake, SCORED, logical_name="features.parquet")
+    score_day(SCORED, settings=env.settings, model_version=env.version, chunk_rows=61)
+    chunked = read_predictions(env.lake, SCORED, logical_name="features.parquet")
+    pd.testing.assert_frame_equal(chunked, whole)

@@ -1,0 +1,306 @@
+"""Benchmark: batch scoring throughput and memory at 1M and 5M rows, next to raw XGBoost predict.
+
+One run prints figures and ratios (no pass/fail of its own beyond the goals it reports):
+
+* **end to end**: :func:`airloop.predict.score_stream` over a synthetic day of N rows (the real
+  schedule of one replayed day, replicated with new flight numbers, generated chunk by chunk) with
+  the real feature lookup (:class:`airloop.predict.FeatureLookup`: entity rows + features as of
+  the prediction time from the lake's feature partitions), ``Booster.inplace_predict``, Parquet
+  row groups, then :func:`airloop.predict.publish_files` into the lake (sha256 + copy + manifest).
+* **raw**: ``Booster.inplace_predict`` alone on the same feature rows already in memory
+  (a float32 matrix), the limit.
+
+Each measurement runs in its own subprocess so its peak RSS (``ru_maxrss``) is its own.
+Goals (issue 5): end to end >= 50% of raw at 1M and 5M rows; peak RSS at 5M <= 1.5x at 1M.
+
+Set-up (about a minute): the real source in a temp dir, the first replayed days ingested and their
+features computed, a 200-tree depth-6 model trained on the real training set.
+
+    python bench/bench_predict.py [--sizes 1000000 5000000] [--chunk-rows 200000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+DAYS = [date(2025, 12, 30) + timedelta(days=i) for i in range(9)]
+SCORED = DAYS[-1]
+TREES, DEPTH = 200, 6
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def settings_for(workdir: Path):
+    from airloop.config import Settings, get_settings
+
+    os.environ["AIRLOOP_DATA_DIR"] = str(workdir)
+    os.environ["AIRLOOP_SOURCE_URL"] = f"sqlite:///{workdir / 'source.db'}"
+    for key in ("AIRLOOP_LAKE_URL", "AIRLOOP_REGISTRY_URL"):
+        os.environ.pop(key, None)
+    get_settings.cache_clear()
+    return Settings.from_env()
+
+
+def prepare(workdir: Path) -> dict:
+    """Source, raw and feature partitions of DAYS, Feast applied, a promoted 200-tree model."""
+    import xgboost as xgb
+
+    from airloop import features
+    from airloop.ingest import ingest_day
+    from airloop.registry import ModelRegistry
+    from airloop.source import SourceDatabase
+    from airloop.storage import open_lake, sha256_bytes
+    from airloop.training_set import build_training_set
+    from airloop.usecase import load_use_case
+
+    settings = settings_for(workdir)
+    use_case = load_use_case(settings.use_case)
+    SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days).load(use_case)
+    for day in DAYS:
+        for table in use_case.tables:
+            ingest_day(table, day, settings)
+    features.apply_definitions(settings)
+    for day in DAYS:
+        features.compute_features(day, settings=settings)
+    training = build_training_set(DAYS[1], DAYS[-2], settings=settings)
+    dtrain = xgb.DMatrix(
+        training.frame[training.feature_columns], label=training.frame[training.label_column],
+        feature_names=training.feature_columns,
+    )  # fmt: skip
+    params = {"objective": "binary:logistic", "max_depth": DEPTH, "eta": 0.1, "nthread": 2, "seed": 1}
+    booster = xgb.train(params, dtrain, TREES)
+    data = bytes(booster.save_raw("ubj"))
+    lake = open_lake(settings)
+    registry = ModelRegistry(settings.registry_url)
+    name = use_case.model.name
+    mv = registry.reserve_version(
+        name, feature_service=training.feature_service, feature_columns=training.feature_columns,
+        window_start=DAYS[1], window_end=DAYS[-2], fingerprint=training.fingerprint, params=params, metrics={},
+        code_version="bench", device="cpu",
+    )  # fmt: skip
+    key = f"models/{name}/v{mv.version}/model.ubj"
+    lake.write_bytes(key, data)
+    registry.finalize_version(name, mv.version, artifact_uri=lake.uri(key), sha256=sha256_bytes(data), reference_uri=None)
+    registry.promote(name, mv.version, reason="bench", actor="bench")
+    return {"training_rows": len(training.frame), "features": len(training.feature_columns)}
+
+
+# --- workers (one subprocess each) --------------------------------------------------------------
+
+
+def _model(settings):
+    from airloop.registry import ModelRegistry
+    from airloop.storage import open_lake
+    from airloop.usecase import load_use_case
+
+    use_case = load_use_case(settings.use_case)
+    registry = ModelRegistry(settings.registry_url)
+    mv = registry.champion(use_case.model.name)
+    lake = open_lake(settings)
+    booster = registry.load_booster(mv, lake)
+    booster.set_param({"nthread": 2})
+    return use_case, mv, lake, booster
+
+
+def _template(settings, use_case):
+    """The real schedule of the scored day (typed, replayed), as read by nightly scoring."""
+    import pandas as pd
+
+    from airloop.predict import read_schedule
+    from airloop.source import SourceDatabase
+
+    source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
+    _, chunks = read_schedule(source, use_case, SCORED, chunk_rows=100_000)
+    return pd.concat(list(chunks), ignore_index=True)
+
+
+def synthetic_chunks(template, rows: int, chunk_rows: int):
+    """``rows`` schedule rows in chunks: the real day repeated, each copy with new flight numbers."""
+    import numpy as np
+
+    n_template = len(template)
+    for start in range(0, rows, chunk_rows):
+        stop = min(start + chunk_rows, rows)
+        index = np.arange(start, stop)
+        chunk = template.iloc[index % n_template].reset_index(drop=True)
+        chunk["flight"] = chunk["flight"].astype("int64") + 10_000 * (index // n_template)
+        yield chunk
+
+
+def worker_end_to_end(workdir: Path, rows: int, chunk_rows: int) -> dict:
+    from airloop.predict import FeatureLookup, prediction_time, publish_files, score_stream
+
+    settings = settings_for(workdir)
+    use_case, mv, lake, booster = _model(settings)
+    template = _template(settings, use_case)
+    as_of = prediction_time(SCORED, use_case)
+    lookup = FeatureLookup(settings, mv.feature_service, lake=lake, use_case=use_case)
+    lookup.columns()  # load the Feast definitions before the clock starts, like a warm task
+    timings = {"generate": 0.0, "features": 0.0, "predict": 0.0}
+
+    def timed_chunks():
+        source = synthetic_chunks(template, rows, chunk_rows)
+        while True:
+            t = time.perf_counter()
+            chunk = next(source, None)
+            timings["generate"] += time.perf_counter() - t
+            if chunk is None:
+                return
+            yield chunk
+
+    def timed_lookup(chunk):
+        t = time.perf_counter()
+        out = lookup.lookup(chunk, as_of)
+        timings["features"] += time.perf_counter() - t
+        return out
+
+    class TimedBooster:
+        feature_names = booster.feature_names
+
+        def inplace_predict(self, data):
+            t = time.perf_counter()
+            out = booster.inplace_predict(data)
+            timings["predict"] += time.perf_counter() - t
+            return out
+
+    scratch = Path(tempfile.mkdtemp(dir=workdir))
+    start = time.perf_counter()
+    stats = score_stream(
+        timed_chunks(), booster=TimedBooster(), feature_columns=list(mv.feature_columns),
+        key=list(use_case.prediction.key), lookup=timed_lookup, model_version=mv.version,
+        part_path=scratch / "part.parquet", features_path=scratch / "features.parquet",
+    )  # fmt: skip
+    stream_s = time.perf_counter() - start
+    t = time.perf_counter()
+    body = publish_files(
+        lake, f"bench/predictions/rows={rows}",
+        {"part.parquet": scratch / "part.parquet", "features.parquet": scratch / "features.parquet"}, {"rows": stats.rows},
+    )  # fmt: skip
+    publish_s = time.perf_counter() - t
+    total = time.perf_counter() - start
+    shutil.rmtree(scratch)
+    assert stats.rows == rows, (stats.rows, rows)
+    return {
+        "rows": rows,
+        "seconds": total,
+        "rows_per_s": rows / total,
+        "stream_s": stream_s,
+        "publish_s": publish_s,
+        "write_s": stream_s - sum(timings.values()),
+        **{f"{k}_s": v for k, v in timings.items()},
+        "rows_missing_features": stats.rows_missing_features,
+        "output_mb": sum(f["bytes"] for f in body["files"]) / 1e6,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def worker_raw(workdir: Path, rows: int, chunk_rows: int) -> dict:
+    """``inplace_predict`` on the same feature rows, already in memory as one float32 matrix."""
+    import numpy as np
+
+    from airloop.predict import FeatureLookup, prediction_time
+
+    settings = settings_for(workdir)
+    use_case, mv, lake, booster = _model(settings)
+    template = _template(settings, use_case)
+    lookup = FeatureLookup(settings, mv.feature_service, lake=lake, use_case=use_case)
+    columns = list(mv.feature_columns)
+    # The features of one copy of the day, repeated like the end-to-end rows (same values).
+    day = lookup.lookup(template, prediction_time(SCORED, use_case))[columns].to_numpy(dtype="float32", na_value=np.nan)
+    in_memory = min(rows, 1_000_000)
+    matrix = np.ascontiguousarray(day[np.arange(in_memory) % len(day)])
+    booster.inplace_predict(matrix[:1000])  # warm-up
+    start = time.perf_counter()
+    done = 0
+    while done < rows:
+        n = min(in_memory, rows - done)
+        booster.inplace_predict(matrix[:n])
+        done += n
+    seconds = time.perf_counter() - start
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "in_memory_rows": in_memory}
+
+
+def run_worker(kind: str, workdir: Path, rows: int, chunk_rows: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--workdir", str(workdir), "--rows", str(rows), "--chunk-rows", str(chunk_rows)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise RuntimeError(f"{kind} worker for {rows} rows failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--chunk-rows", type=int, default=200_000)
+    parser.add_argument("--keep", help="reuse/keep this work dir (skips set-up when it is ready)")
+    parser.add_argument("--worker", choices=["e2e", "raw"], help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        fn = worker_end_to_end if args.worker == "e2e" else worker_raw
+        print(json.dumps(fn(Path(args.workdir), args.rows, args.chunk_rows)))
+        return 0
+
+    began = time.perf_counter()
+    workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-predict-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    ready = workdir / ".ready"
+    try:
+        if ready.exists():
+            info = json.loads(ready.read_text())
+            log(f"reusing the set-up in {workdir}")
+        else:
+            log(f"set-up in {workdir}: source, {len(DAYS)} days ingested and featurized, {TREES}-tree model ...")
+            t = time.perf_counter()
+            info = prepare(workdir)
+            info["setup_s"] = time.perf_counter() - t
+            ready.write_text(json.dumps(info))
+        print(f"model: {TREES} trees, depth {DEPTH}, {info['features']} features; trained on {info['training_rows']} rows")
+        print(f"scored day {SCORED} replicated; chunk {args.chunk_rows:,} rows; 2 threads; set-up {info.get('setup_s', 0):.0f} s\n")
+        results = {}
+        for rows in args.sizes:
+            log(f"{rows:,} rows: end to end ...")
+            e2e = run_worker("e2e", workdir, rows, args.chunk_rows)
+            log(f"{rows:,} rows: raw inplace_predict ...")
+            raw = run_worker("raw", workdir, rows, args.chunk_rows)
+            results[rows] = (e2e, raw)
+
+        print(f"{'rows':>10} {'e2e rows/s':>11} {'raw rows/s':>11} {'e2e/raw':>8} {'e2e s':>7} {'features':>9} {'predict':>8} {'write':>7} {'publish':>8} {'generate':>9} {'peak RSS':>9}")
+        for rows, (e2e, raw) in results.items():
+            print(
+                f"{rows:>10,} {e2e['rows_per_s']:>11,.0f} {raw['rows_per_s']:>11,.0f} {e2e['rows_per_s'] / raw['rows_per_s']:>8.2f} "
+                f"{e2e['seconds']:>7.1f} {e2e['features_s']:>8.1f}s {e2e['predict_s']:>7.1f}s {e2e['write_s']:>6.1f}s "
+                f"{e2e['publish_s']:>7.1f}s {e2e['generate_s']:>8.1f}s {e2e['peak_rss_mb']:>7.0f}MB"
+            )
+        print()
+        for rows, (e2e, raw) in results.items():
+            ratio = e2e["rows_per_s"] / raw["rows_per_s"]
+            print(f"goal e2e >= 50% of raw at {rows:,}: {ratio:.0%} -> {'met' if ratio >= 0.5 else 'NOT met'}"
+                  f"  (output {e2e['output_mb']:.0f} MB, {e2e['rows_missing_features']:,} rows with missing features)")
+        if len(results) >= 2:
+            small, large = min(results), max(results)
+            growth = results[large][0]["peak_rss_mb"] / results[small][0]["peak_rss_mb"]
+            print(f"goal peak RSS at {large:,} <= 1.5x at {small:,}: {growth:.2f}x -> {'met' if growth <= 1.5 else 'NOT met'}")
+        print(f"\nbench wall time {time.perf_counter() - began:.0f} s")
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
