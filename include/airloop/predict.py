@@ -335,11 +335,15 @@ class FeatureLookup:
             )
         except features.MissingFeaturePartition as exc:
             raise UpstreamNotReadyError(str(exc)) from None
+        if len(found) != len(probe):
+            raise ScoringError(f"features_as_of returned {len(found)} rows for {len(probe)} entities")
         offset = 0
-        for view, n in wanted:
+        for (view, n), segment in zip(wanted, segments):
             part = found.iloc[offset : offset + n]
             offset += n
-            table = part[list(view.features)].set_axis(_key_index(part, list(view.join_keys)))
+            # Index by the probe's own keys (same dtype and nulls as the rows to score), not by the
+            # keys echoed back, whose nulls and dtype come back changed through Arrow.
+            table = part[list(view.features)].set_axis(_key_index(segment, list(view.join_keys)))
             known = self._latest.get(view.name)
             self._latest[view.name] = table if known is None else pd.concat([known, table])
 

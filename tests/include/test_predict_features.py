@@ -184,3 +184,18 @@ def test_chunked_lookup_equals_one_chunk(feature_env):
     score_day(SCORED, settings=env.settings, model_version=env.version, chunk_rows=61)
     chunked = read_predictions(env.lake, SCORED, logical_name="features.parquet")
     pd.testing.assert_frame_equal(chunked, whole)
+
+
+def test_lookup_reuses_entities_with_null_keys_across_chunks(feature_env):
+    """A null key (an aircraft without tail number) is looked up once, then found again."""
+    env = feature_env
+    lookup = FeatureLookup(env.settings, lake=env.lake)
+    rows = _raw_flights(env, SCORED).head(50).copy()
+    rows["tailnum"] = rows["tailnum"].astype("string")
+    rows.loc[rows.index[:3], "tailnum"] = pd.NA
+    as_of = prediction_time(SCORED, USE_CASE)
+    first = lookup.lookup(rows, as_of)
+    second = lookup.lookup(rows, as_of)
+    assert lookup._latest["aircraft_attributes"].index.is_unique
+    pd.testing.assert_frame_equal(first, second)
+    assert first.loc[rows.index[:3], "aircraft_seats"].isna().all()
