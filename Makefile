@@ -9,7 +9,7 @@ export AIRFLOW_HOME := $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv setup demo test test-fast bench backfill pools lint clean services-up services-down
+.PHONY: help venv setup demo test test-fast bench backfill pools lint clean services-up services-down season
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,10 @@ bench: venv ## run the benchmarks (prints figures and ratios)
 backfill: ## backfill a DAG: make backfill DAG=ingest_flights FROM=2026-03-01 TO=2026-03-07
 	@test -n "$(DAG)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill DAG=<dag_id> FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
 	$(BIN)/airflow backfill create --dag-id $(DAG) --from-date $(FROM) --to-date $(TO) --reprocess-behavior completed
+
+season: setup ## the whole loop through the scheduler, then a summary: make season FROM=2026-04-06 TO=2026-04-19 [WARMUP=28]
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make season FROM=YYYY-MM-DD TO=YYYY-MM-DD [WARMUP=28]"; exit 2; }
+	$(BIN)/airloop season $(FROM) $(TO) --warmup-days $(or $(WARMUP),28)
 
 services-up: venv ## services profile: Airflow on PostgreSQL + Celery (cpu, gpu workers) + S3, in the background
 	@bash scripts/services-up.sh

@@ -81,6 +81,55 @@ def cmd_season_summary(args) -> int:
     return 0
 
 
+def _airflow_up(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def cmd_season(args) -> int:
+    """Run the loop through the scheduler (starting ``airflow standalone`` when none answers)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from airloop.config import env_str
+    from airloop.season import AirflowClient, format_summary, run_season
+
+    url = (args.airflow_url or env_str("AIRLOOP_AIRFLOW_URL", "http://localhost:8080")).rstrip("/")
+    started = None
+    if not _airflow_up(url):
+        log_path = Path(os.environ.get("AIRFLOW_HOME", ".")) / "logs" / "season-airflow.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[season] no Airflow at {url}: starting airflow standalone (log: {log_path})", flush=True)
+        airflow = str(Path(sys.executable).parent / "airflow")
+        with open(log_path, "ab") as log:
+            started = subprocess.Popen([airflow, "standalone"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while not _airflow_up(url):
+            if started.poll() is not None or time.monotonic() > deadline:
+                print(f"[season] Airflow did not start; see {log_path}", file=sys.stderr)
+                return 1
+            time.sleep(3)
+        time.sleep(20)  # let the dag-processor parse the DAGs
+    try:
+        summary = run_season(args.start, args.end, settings=_settings(), client=AirflowClient(url),
+                             warmup_days=args.warmup_days, log=lambda m: print(m, flush=True))  # fmt: skip
+        print()
+        print(format_summary(summary))
+    finally:
+        if started is not None:
+            os.killpg(started.pid, signal.SIGTERM)
+            started.wait(timeout=60)
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("monitor", help="run the drift and performance checks of days outside Airflow")
     p.add_argument("start", help="first day YYYY-MM-DD")
@@ -94,6 +143,13 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("drift-events", help="days the drift policy fired, with evidence and training window")
     p.set_defaults(func=cmd_drift_events)
+
+    p = sub.add_parser("season", help="run the whole loop through the scheduler over a replayed range, then summarize")
+    p.add_argument("start", help="first scored day YYYY-MM-DD")
+    p.add_argument("end", help="last scored day (inclusive)")
+    p.add_argument("--warmup-days", type=int, default=28, help="days ingested before START for the first model")
+    p.add_argument("--airflow-url", help="api-server URL (default AIRLOOP_AIRFLOW_URL or http://localhost:8080)")
+    p.set_defaults(func=cmd_season)
 
     p = sub.add_parser("season-summary", help="what the loop did over a range of days")
     p.add_argument("start")

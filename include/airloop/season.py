@@ -191,3 +191,188 @@ def format_summary(summary: SeasonSummary) -> str:
         caused = ", ".join(e["retrainings"]) or "no retraining registered yet"
         w(f"  {e['ds']}: {e['reason']} -> retrain on {e['window']} -> {caused}\n")
     return out.getvalue()
+
+
+# --- driving the loop through a real scheduler ------------------------------------------------
+
+
+class SeasonError(RuntimeError):
+    """The season could not go on (a run failed, Airflow is unreachable, a wait timed out)."""
+
+
+class AirflowClient:
+    """The few REST calls the season needs, as the admin user of the simple auth manager.
+
+    :param base_url: the api-server (``AIRLOOP_AIRFLOW_URL``, default ``http://localhost:8080``).
+    :param password: default: ``AIRLOOP_AIRFLOW_PASSWORD`` or the generated password file in
+        ``$AIRFLOW_HOME`` (``simple_auth_manager_passwords.json.generated``).
+    """
+
+    TERMINAL = ("success", "failed")
+
+    def __init__(self, base_url: str | None = None, username: str = "admin", password: str | None = None):
+        import os
+
+        import httpx
+
+        from airloop.config import env_str
+
+        self.base_url = (base_url or env_str("AIRLOOP_AIRFLOW_URL", "http://localhost:8080")).rstrip("/")
+        self.username = username
+        self.password = password or os.environ.get("AIRLOOP_AIRFLOW_PASSWORD") or self._generated_password()
+        self._http = httpx.Client(base_url=self.base_url, timeout=60)
+        self._token: str | None = None
+
+    def _generated_password(self) -> str:
+        import json
+        import os
+        from pathlib import Path
+
+        home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+        path = home / "simple_auth_manager_passwords.json.generated"
+        if not path.exists():
+            raise SeasonError(f"no Airflow password: set AIRLOOP_AIRFLOW_PASSWORD or start Airflow once ({path} missing)")
+        return json.loads(path.read_text())[self.username]
+
+    def api(self, method: str, path: str, **kwargs):
+        import httpx
+
+        for _ in range(2):
+            if self._token is None:
+                try:
+                    resp = self._http.post("/auth/token", json={"username": self.username, "password": self.password})
+                except httpx.HTTPError as exc:
+                    raise SeasonError(f"Airflow is not reachable at {self.base_url}: {exc}") from None
+                if resp.status_code not in (200, 201):
+                    raise SeasonError(f"could not log in to {self.base_url}: {resp.status_code} {resp.text[:200]}")
+                self._token = resp.json()["access_token"]
+            resp = self._http.request(method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+            if resp.status_code != 401:
+                break
+            self._token = None
+        if resp.status_code >= 400:
+            raise SeasonError(f"{method} {path} -> {resp.status_code}: {resp.text[:500]}")
+        return resp.json() if resp.content else None
+
+    def unpause(self, dag_id: str) -> None:
+        self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 1000, "order_by": "run_after"})["dag_runs"]
+
+    def backfill(self, dag_id: str, start: date, end: date, conf: dict | None = None) -> dict:
+        return self.api("POST", "/api/v2/backfills", json={
+            "dag_id": dag_id, "from_date": f"{start.isoformat()}T00:00:00Z", "to_date": f"{end.isoformat()}T00:00:00Z",
+            "reprocess_behavior": "none", "max_active_runs": 4, "dag_run_conf": conf or {},
+        })  # fmt: skip
+
+    def trigger(self, dag_id: str, conf: dict) -> dict:
+        return self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+
+    def wait_for_partitions(self, dag_id: str, keys: set[str], timeout: float, log) -> list[dict]:
+        """Wait until every key has a finished run of ``dag_id``; raise on failed runs."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            latest: dict[str, dict] = {}
+            for run in self.runs(dag_id):
+                if run.get("partition_key") in keys:
+                    latest[run["partition_key"]] = run
+            done = {k: r for k, r in latest.items() if r["state"] in self.TERMINAL}
+            if len(done) == len(keys):
+                failed = sorted(k for k, r in done.items() if r["state"] == "failed")
+                if failed:
+                    raise SeasonError(f"{dag_id} failed for {failed}: see the Airflow UI")
+                return list(done.values())
+            if time.monotonic() > deadline:
+                missing = sorted(keys - set(done))
+                raise SeasonError(f"timed out waiting for {dag_id} runs of {missing[:5]}{'...' if len(missing) > 5 else ''}")
+            time.sleep(5)
+
+    def wait_idle(self, dag_id: str, timeout: float, since_ids: set[str] | None = None) -> list[dict]:
+        """Wait until no run of ``dag_id`` is queued or running; return runs not in ``since_ids``."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.runs(dag_id)
+            if all(r["state"] in self.TERMINAL for r in runs):
+                return [r for r in runs if since_ids is None or r["dag_run_id"] not in since_ids]
+            if time.monotonic() > deadline:
+                raise SeasonError(f"timed out waiting for {dag_id} to finish its runs")
+            time.sleep(5)
+
+
+SEASON_DAGS = ("ingest_flights", "materialize_features", "batch_predict", "monitor_model", "train_model")
+
+
+def run_season(
+    start: str | date,
+    end: str | date,
+    *,
+    settings: "Settings",
+    client: AirflowClient,
+    warmup_days: int = 28,
+    log=print,
+    timeout_s: float = 3600,
+) -> SeasonSummary:
+    """Run the loop over ``[start, end]`` through the scheduler, week by week, then summarize.
+
+    1. Warm-up: ingest (and, via the raw-zone assets, materialize features for) the
+       ``warmup_days`` before ``start``; train the first champion on them if there is none.
+    2. For each week of the range: ingest its days (their outcomes are what monitoring later
+       evaluates; features are looked up point-in-time, so scoring never sees them early); score
+       them with a backfill of ``batch_predict`` pinned to the current champion (past days have no
+       serving history); each scored day triggers ``monitor_model`` through the predictions asset,
+       whose drift policy may trigger ``train_model`` through the drift asset; wait for all of it;
+       then the weekly retraining on the last ``window_days`` ingested days.
+    """
+    from airloop.registry import ModelRegistry
+    from airloop.usecase import load_use_case
+
+    use_case = load_use_case(settings.use_case)
+    first, last = parse_ds(start), parse_ds(end)
+    registry = ModelRegistry(settings.registry_url)
+    model_name = use_case.model.name
+    for dag_id in SEASON_DAGS:
+        client.unpause(dag_id)
+
+    def ingest(days: list[date]) -> None:
+        keys = {d.isoformat() for d in days}
+        log(f"[season] ingest {days[0]} .. {days[-1]} (+ features)")
+        client.backfill("ingest_flights", days[0], days[-1])
+        client.wait_for_partitions("ingest_flights", keys, timeout_s, log)
+        client.wait_for_partitions("materialize_features", keys, timeout_s, log)
+
+    def train(window_start: date, window_end: date, reason: str) -> None:
+        before = {r["dag_run_id"] for r in client.runs("train_model")}
+        log(f"[season] train on {window_start} .. {window_end} ({reason})")
+        client.trigger("train_model", {"window_start": window_start.isoformat(), "window_end": window_end.isoformat(),
+                                       "reason": reason})  # fmt: skip
+        for run in client.wait_idle("train_model", timeout_s, before):
+            log(f"[season]   train_model {run['dag_run_id']}: {run['state']}")
+
+    warmup = ds_range(first - timedelta(days=warmup_days), first - timedelta(days=1))
+    ingest(warmup)
+    if registry.champion(model_name) is None:
+        train(warmup[0], warmup[-1], "season: first model")
+    if registry.champion(model_name) is None:
+        raise SeasonError("no champion after the first training: see the train_model run in the Airflow UI")
+
+    days = ds_range(first, last)
+    weeks = [days[i : i + 7] for i in range(0, len(days), 7)]
+    for week in weeks:
+        ingest(week)
+        champion = registry.champion(model_name)
+        keys = {d.isoformat() for d in week}
+        trains_before = {r["dag_run_id"] for r in client.runs("train_model")}
+        log(f"[season] score {week[0]} .. {week[-1]} with v{champion.version}, then monitor")
+        client.backfill("batch_predict", week[0], week[-1] + timedelta(days=1), {"model_version": champion.version})
+        client.wait_for_partitions("batch_predict", keys, timeout_s, log)
+        client.wait_for_partitions("monitor_model", keys, timeout_s, log)
+        for run in client.wait_idle("train_model", timeout_s, trains_before):
+            log(f"[season]   drift-triggered train_model {run['dag_run_id']}: {run['state']}")
+        window_days = use_case.model.window_days
+        train(max(warmup[0], week[-1] - timedelta(days=window_days - 1)), week[-1], "season: weekly retraining")
+    return summarize(warmup[0], last, settings=settings)
