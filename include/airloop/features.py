@@ -206,7 +206,12 @@ def feature_store(settings: "Settings"):
     from feast.infra.online_stores import sqlite as _feast_sqlite  # noqa: F401  (registers its adapters)
 
     _standard_sqlite_adapters()  # see feast_sqlite_adapters
-    return FeatureStore(repo_path=str(settings.feature_repo), config=repo_config(settings))
+    store = FeatureStore(repo_path=str(settings.feature_repo), config=repo_config(settings))
+    # Opening a SQL registry creates its tables when missing; two fresh workers doing it at
+    # once collide ("table projects already exists"), so open it under the registry lock.
+    with registry_lock(feast_environment(settings)["AIRLOOP_FEAST_REGISTRY_PATH"]):
+        store.registry  # noqa: B018  (opens the registry)
+    return store
 
 
 @contextlib.contextmanager
