@@ -408,7 +408,10 @@ def fit_xgboost(train: "pd.DataFrame", feature_columns, categories, label: str, 
 
     booster_args = {k: v for k, v in params.items() if k not in LOOP_PARAMS}
     booster_args["device"] = device
-    matrix = xgb.DMatrix(encode_features(train, feature_columns, categories), label=train[label], enable_categorical=True)
+    # QuantileDMatrix: the hist method's own input, built once (less memory on CPU and GPU).
+    matrix = xgb.QuantileDMatrix(
+        encode_features(train, feature_columns, categories), label=train[label], enable_categorical=True
+    )
     return xgb.train(booster_args, matrix, num_boost_round=int(params["num_boost_round"]))
 
 
