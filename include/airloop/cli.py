@@ -13,6 +13,7 @@ import sys
 
 COMMAND_MODULES = [
     "airloop.cli_ingest",
+    "airloop.cli_features",
     "airloop.cli_services",
     "airloop.cli_predict",
     "airloop.cli_registry",

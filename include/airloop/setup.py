@@ -92,6 +92,15 @@ def ensure_monitoring(settings: Settings) -> str:
 SETUP_STEPS.append(ensure_monitoring)
 
 
+def ensure_feature_repo(settings: Settings) -> str:
+    """Apply the Feast repo (registry tables, online store tables) when its definitions changed."""
+    from airloop.features import apply_definitions
+
+    return str(apply_definitions(settings))
+
+
+SETUP_STEPS.append(ensure_feature_repo)
+
 def run_setup(settings: Settings, *, skip_pools: bool = False) -> None:
     for step in SETUP_STEPS:
         if skip_pools and step is ensure_pools:
