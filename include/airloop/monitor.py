@@ -502,14 +502,20 @@ class MonitoringStore:
         import sqlalchemy as sa
 
         self.url = url
-        self.engine = sa.create_engine(url, future=True)
+        kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        self.engine = sa.create_engine(url, **kwargs)
         self.metadata, self.metrics, self.events = _tables()
+        self._ready = False
 
     def ensure_tables(self) -> str:
+        """Create the tables when missing (idempotent; checked once per store)."""
         import sqlalchemy as sa
 
+        if self._ready:
+            return "monitoring tables exist"
         existing = set(sa.inspect(self.engine).get_table_names())
         self.metadata.create_all(self.engine)
+        self._ready = True
         created = [t for t in ("monitoring_metrics", "drift_events") if t not in existing]
         return f"created {', '.join(created)}" if created else "monitoring tables exist"
 
