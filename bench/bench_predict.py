@@ -147,7 +147,12 @@ def worker_end_to_end(workdir: Path, rows: int, chunk_rows: int) -> dict:
     template = _template(settings, use_case)
     as_of = prediction_time(SCORED, use_case)
     lookup = FeatureLookup(settings, mv.feature_service, lake=lake, use_case=use_case)
-    lookup.columns()  # load the Feast definitions before the clock starts, like a warm task
+    # One-off start-up outside the clock (reported apart): Feast imports, its registry, the
+    # service layout. The feature retrieval itself (partitions read, latest row per entity)
+    # happens inside the clock, on the first chunk.
+    t = time.perf_counter()
+    lookup.columns(), lookup.layout
+    warmup_s = time.perf_counter() - t
     timings = {"generate": 0.0, "features": 0.0, "predict": 0.0}
 
     def timed_chunks():
@@ -202,6 +207,7 @@ def worker_end_to_end(workdir: Path, rows: int, chunk_rows: int) -> dict:
         **{f"{k}_s": v for k, v in timings.items()},
         "rows_missing_features": stats.rows_missing_features,
         "output_mb": sum(f["bytes"] for f in body["files"]) / 1e6,
+        "warmup_s": warmup_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -290,7 +296,8 @@ def main() -> int:
         for rows, (e2e, raw) in results.items():
             ratio = e2e["rows_per_s"] / raw["rows_per_s"]
             print(f"goal e2e >= 50% of raw at {rows:,}: {ratio:.0%} -> {'met' if ratio >= 0.5 else 'NOT met'}"
-                  f"  (output {e2e['output_mb']:.0f} MB, {e2e['rows_missing_features']:,} rows with missing features)")
+                  f"  (output {e2e['output_mb']:.0f} MB; {e2e['rows_missing_features']:,} rows lack some feature;"
+                  f" one-off Feast start-up {e2e['warmup_s']:.1f} s not in e2e)")
         if len(results) >= 2:
             small, large = min(results), max(results)
             growth = results[large][0]["peak_rss_mb"] / results[small][0]["peak_rss_mb"]

@@ -275,15 +275,16 @@ class FeatureLookup:
         return features.service_layout(self.store, self.service_name)
 
     def lookup(self, rows: "pd.DataFrame", as_of: datetime) -> "pd.DataFrame":
-        """One row per row of ``rows`` (same order): the entity columns and the features.
+        """One row per row of ``rows`` (same order): the model inputs (:meth:`columns`), float64.
 
         At one instant, each view's features depend only on that view's join keys: the latest
         row per entity. So the lookup asks :func:`airloop.features.features_as_of` once per
         *entity* (per view), never per row, keeps the answers for the next chunks of the same
-        instant, and maps them onto the rows with an index lookup. The cost then grows with
-        the entities of the day (carriers, routes, aircraft), not with its rows; the values are
+        instant, and maps them onto the rows by the keys' codes. The cost then grows with the
+        entities of the day (carriers, routes, aircraft), not with its rows; the values are
         those of ``features_as_of`` on the rows themselves.
         """
+        import numpy as np
         import pandas as pd
 
         from airloop import features
@@ -291,20 +292,34 @@ class FeatureLookup:
         entities = features.entity_rows(rows, settings=self.settings)
         if getattr(self, "_as_of", None) != as_of:
             self._as_of, self._latest = as_of, {}
-        self._fetch_new_entities(entities, as_of)
-        out = {c: entities[c] for c in entities.columns}
+        columns = self.input_columns
+        # Column-major: one contiguous row of `by_column` per input, the frame's single block.
+        by_column = np.empty((len(columns), len(entities)), dtype="float64")
+        position = {c: i for i, c in enumerate(columns)}
+        for name in columns:
+            if name in entities.columns:  # request-time columns come from the row itself
+                by_column[position[name]] = entities[name].to_numpy(dtype="float64", na_value=np.nan)
+        codes = {}
         for view in self.layout.views:
-            table = self._latest[view.name]
-            keys = list(view.join_keys)
-            where = table.index.get_indexer(_key_index(entities, keys))
-            for name in view.features:
-                column = table[name]
-                values = column.array if isinstance(column.dtype, pd.api.extensions.ExtensionDtype) else column.to_numpy()
-                out[name] = pd.Series(pd.api.extensions.take(values, where, allow_fill=True), index=entities.index)
-        return pd.DataFrame(out, index=entities.index)
+            keys = tuple(view.join_keys)
+            if keys not in codes:
+                codes[keys] = _key_index(entities, list(keys)).factorize(use_na_sentinel=False)
+        self._fetch_new_entities({view.name: codes[tuple(view.join_keys)][1] for view in self.layout.views}, entities, as_of)
+        for view in self.layout.views:
+            row_codes, uniques = codes[tuple(view.join_keys)]
+            index, values = self._latest[view.name]
+            where = index.get_indexer(uniques)[row_codes]  # every key is known by now
+            for j, name in enumerate(view.features):
+                np.take(values[:, j], where, out=by_column[position[name]])
+        return pd.DataFrame(by_column.T, columns=columns, index=entities.index, copy=False)
 
-    def _fetch_new_entities(self, entities: "pd.DataFrame", as_of: datetime) -> None:
-        """Look up, once, the entities of ``entities`` not seen yet at this instant."""
+    @cached_property
+    def input_columns(self) -> list[str]:
+        return self.columns()
+
+    def _fetch_new_entities(self, uniques: dict, entities: "pd.DataFrame", as_of: datetime) -> None:
+        """Look up, once, the entities (per view: ``uniques[view]``) not seen yet at this instant."""
+        import numpy as np
         import pandas as pd
 
         from airloop import features
@@ -312,13 +327,13 @@ class FeatureLookup:
         segments, wanted = [], []
         for view in self.layout.views:
             keys = list(view.join_keys)
-            unique = entities[keys].drop_duplicates()
-            known = self._latest.get(view.name)
-            if known is not None:
-                unique = unique[known.index.get_indexer(_key_index(unique, keys)) < 0]
-            wanted.append((view, len(unique)))
-            segments.append(unique)
-        if not any(n for _, n in wanted):
+            new = uniques[view.name]
+            if view.name in self._latest:
+                new = new[self._latest[view.name][0].get_indexer(new) < 0]
+            frame = new.to_frame(index=False, name=keys) if len(keys) > 1 else pd.DataFrame({keys[0]: new})
+            wanted.append((view, new))
+            segments.append(frame)
+        if not any(len(new) for _, new in wanted):
             return
         # One probe frame: each view's new keys in its own segment; the other views' keys are
         # filled with a valid placeholder (their answers in that segment are not used).
@@ -327,8 +342,7 @@ class FeatureLookup:
         probe = pd.concat(
             [seg.assign(**{k: filler[k] for k in join_keys if k not in seg.columns})[join_keys] for seg in segments],
             ignore_index=True,
-        )
-        probe = probe.astype({k: entities[k].dtype for k in join_keys})
+        ).astype({k: entities[k].dtype for k in join_keys})
         try:
             found = features.features_as_of(
                 probe, as_of, settings=self.settings, feature_service=self.service_name, store=self.store, lake=self.lake
@@ -338,14 +352,17 @@ class FeatureLookup:
         if len(found) != len(probe):
             raise ScoringError(f"features_as_of returned {len(found)} rows for {len(probe)} entities")
         offset = 0
-        for (view, n), segment in zip(wanted, segments):
-            part = found.iloc[offset : offset + n]
-            offset += n
-            # Index by the probe's own keys (same dtype and nulls as the rows to score), not by the
-            # keys echoed back, whose nulls and dtype come back changed through Arrow.
-            table = part[list(view.features)].set_axis(_key_index(segment, list(view.join_keys)))
-            known = self._latest.get(view.name)
-            self._latest[view.name] = table if known is None else pd.concat([known, table])
+        for view, new in wanted:
+            part = found.iloc[offset : offset + len(new)]
+            offset += len(new)
+            # Keyed by the probe's own keys (same dtype and nulls as the rows to score), not by
+            # the keys echoed back, whose nulls and dtype come back changed through Arrow.
+            values = np.asfortranarray(part[list(view.features)].to_numpy(dtype="float64", na_value=np.nan))
+            if view.name in self._latest:
+                index, known = self._latest[view.name]
+                self._latest[view.name] = (index.append(new), np.concatenate([known, values]))
+            else:
+                self._latest[view.name] = (new, values)
 
 
 def _key_index(frame: "pd.DataFrame", keys: list[str]):

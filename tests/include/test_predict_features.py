@@ -196,6 +196,6 @@ def test_lookup_reuses_entities_with_null_keys_across_chunks(feature_env):
     as_of = prediction_time(SCORED, USE_CASE)
     first = lookup.lookup(rows, as_of)
     second = lookup.lookup(rows, as_of)
-    assert lookup._latest["aircraft_attributes"].index.is_unique
+    assert lookup._latest["aircraft_attributes"][0].is_unique
     pd.testing.assert_frame_equal(first, second)
     assert first.loc[rows.index[:3], "aircraft_seats"].isna().all()
