@@ -185,6 +185,15 @@ class ServicesStack(AirflowStack):
             finally:
                 client.close()
 
+    def redis_keys(self, db: int) -> int:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=6379, db=db, socket_connect_timeout=3, socket_timeout=3)
+        try:
+            return int(client.dbsize())
+        finally:
+            client.close()
+
     def lake(self):
         from airloop.storage import S3Lake
 

@@ -18,9 +18,14 @@ import pytest
 pytestmark = [pytest.mark.services, pytest.mark.e2e, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e-services"
-# Replayed 2026-04-01 .. 04-03 (source 2013-04-03 .. 04-05): days no other e2e test uses.
-INGEST_FROM, INGEST_TO = "2026-04-01", "2026-04-03"
-INGEST_KEYS = {"2026-04-01", "2026-04-02", "2026-04-03"}
+# The first replayed days of the source (2013-01-01 .. 01-04 = 2025-12-30 .. 2026-01-02): features
+# of a day read up to 31 days of history, and none exists before the first day, so the whole loop
+# runs on four ingested days. Train on the first three, score and monitor the fourth.
+LOOP_DAYS = ["2025-12-30", "2025-12-31", "2026-01-01", "2026-01-02"]
+TRAIN_WINDOW = (LOOP_DAYS[0], LOOP_DAYS[2])
+SCORED_DAY = LOOP_DAYS[3]
+LIFECYCLE_DAGS = ["ingest_flights", "materialize_features", "train_model", "batch_predict", "monitor_model"]
+# Only ingestion runs here (the lifecycle DAGs are paused again by then): days no other test uses.
 FAULT_FROM, FAULT_TO = "2026-04-06", "2026-04-07"
 FAULT_KEYS = {"2026-04-06", "2026-04-07"}
 
@@ -62,55 +67,98 @@ def _xcom(stack, dag_id: str, run_id: str, task_id: str):
     return body["value"]
 
 
-def test_lifecycle_runs_on_celery_workers_with_postgres_and_s3(services_stack):
+def _assert_success(stack, dag_id, runs):
+    for run in runs:
+        assert run.state == "success", stack.explain(dag_id, run)
+
+
+def _assert_ran_on(stack, rows, queue):
+    """Each task ran on the worker of ``queue``: its Celery task id is in that worker's log only."""
+    other = "gpu" if queue == "cpu" else "cpu"
+    mine, theirs = stack.worker_log(queue), stack.worker_log(other)
+    for row in rows:
+        assert row["queue"] == queue, row
+        assert row["external_executor_id"] in mine and row["external_executor_id"] not in theirs, row
+
+
+def test_whole_loop_on_celery_workers_with_postgres_redis_and_s3(services_stack):
+    """ingest a few days -> features -> train (gpu worker) -> nightly predict -> monitor."""
+    from airloop.storage import list_partitions, read_manifest
+
     stack = services_stack
     lake = stack.lake()
+    keys = set(LOOP_DAYS)
+    for dag_id in LIFECYCLE_DAGS:
+        stack.unpause(dag_id)
 
-    # Ingest a few days through the scheduler (a backfill: runs carry partition keys).
-    stack.unpause("ingest_flights")
-    stack.backfill("ingest_flights", INGEST_FROM, INGEST_TO, reprocess="completed")
-    runs = stack.wait_for_runs("ingest_flights", len(INGEST_KEYS), timeout=300, where=lambda r: r.partition_key in INGEST_KEYS)
-    assert {r.partition_key for r in runs} == INGEST_KEYS
-    for run in runs:
-        assert run.state == "success", stack.explain("ingest_flights", run)
-
-    # The work landed in the S3 bucket, one published partition per day and table.
-    from airloop.storage import list_partitions
-
+    # 1. Ingest four days (a backfill: runs carry partition keys, features follow per day).
+    stack.backfill("ingest_flights", LOOP_DAYS[0], LOOP_DAYS[-1], reprocess="completed")
+    in_loop = lambda r: r.partition_key in keys  # noqa: E731
+    ingest = stack.wait_for_runs("ingest_flights", len(keys), timeout=300, where=in_loop)
+    assert {r.partition_key for r in ingest} == keys
+    _assert_success(stack, "ingest_flights", ingest)
     for table in ("flights", "weather"):
         published = {p.rsplit("ds=", 1)[1] for p in list_partitions(lake, f"raw/{table}")}
-        assert INGEST_KEYS <= published, (table, published)
+        assert keys <= published, (table, published)
+    ingest_ids = {r.run_id for r in ingest}
+    _assert_ran_on(stack, [r for r in stack.task_rows("ingest_flights") if r["run_id"] in ingest_ids], "cpu")
 
-    # Every task ran on the cpu queue's worker: its Celery task id is in that worker's log only.
-    rows = [r for r in stack.task_rows("ingest_flights") if r["run_id"] in {run.run_id for run in runs}]
-    assert rows and all(r["state"] == "success" and r["queue"] == "cpu" for r in rows), rows
-    cpu_log, gpu_log = stack.worker_log("cpu"), stack.worker_log("gpu")
-    for row in rows:
-        assert row["external_executor_id"] in cpu_log and row["external_executor_id"] not in gpu_log, row
+    # 2. Features: one run per ingested day, triggered by the raw-zone assets' partitions.
+    features = stack.wait_for_runs("materialize_features", len(keys), timeout=360, where=in_loop)
+    _assert_success(stack, "materialize_features", features)
+    assert {p.rsplit("ds=", 1)[1] for p in list_partitions(lake, "features")} >= keys
+    # Feast's registry is in PostgreSQL and its online store in Redis.
+    assert stack.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'feast_metadata'",
+                     database=stack.airloop_db)[0][0] == 1  # fmt: skip
+    assert stack.redis_keys(stack.redis_db + 1) > 0
 
-    # Training's resource profile routes to the gpu worker; CPU work to the cpu worker.
+    # 3. Train on the first three days: the train task goes to the gpu worker.
+    start, end = TRAIN_WINDOW
+    train = stack.trigger("train_model", {"window_start": start, "window_end": end, "reason": "services e2e"})
+    (trained,) = stack.wait_for_runs("train_model", 1, timeout=300, where=lambda r: r.run_id == train.run_id)
+    _assert_success(stack, "train_model", [trained])
+    rows = {r["task_id"]: r for r in stack.task_rows("train_model") if r["run_id"] == train.run_id}
+    assert rows["train"]["pool"] == "gpu"
+    _assert_ran_on(stack, [rows["train"]], "gpu")
+    _assert_ran_on(stack, [rows["build_training_set"], rows["evaluate"]], "cpu")
+    ((version, device),) = stack.sql("SELECT version, device FROM model_versions", database=stack.airloop_db)
+    assert version == 1 and device in ("cpu", "cuda")  # no GPU here: the fallback, recorded
+
+    # 4. Nightly scoring of the fourth day with that version (pinned: it was never serving then).
+    predict = stack.trigger("batch_predict", {"ds": SCORED_DAY, "model_version": version}, partition_key=SCORED_DAY)
+    (scored,) = stack.wait_for_runs("batch_predict", 1, timeout=240, where=lambda r: r.run_id == predict.run_id)
+    _assert_success(stack, "batch_predict", [scored])
+    manifest = read_manifest(lake, f"predictions/ds={SCORED_DAY}")
+    assert manifest is not None and manifest.get("rows", 1) > 0
+
+    # 5. Monitoring follows the predictions asset's partition.
+    (monitored,) = stack.wait_for_runs("monitor_model", 1, timeout=240, where=lambda r: r.partition_key == SCORED_DAY)
+    _assert_success(stack, "monitor_model", [monitored])
+    assert any(k.startswith(f"reports/ds={SCORED_DAY}/") for k in lake.list_keys("reports/"))
+    assert stack.sql("SELECT count(*) FROM monitoring_metrics", database=stack.airloop_db)[0][0] > 0
+
+    # Nothing touched SQLite: no SQLite file appeared in the stack's home or data folder (the
+    # metadata, registry, Feast registry and online store answered from PostgreSQL and Redis).
+    assert _sqlite_files(stack.home, stack.data_dir) == set()
+
+    # Quiet from here on: the fault tests below run ingestion only.
+    for dag_id in LIFECYCLE_DAGS[1:]:
+        stack.pause(dag_id)
+
+
+def test_training_profile_routes_to_the_gpu_worker(services_stack):
+    """The probe DAG: a task on training's resource profile runs inside the gpu worker."""
+    stack = services_stack
     stack.unpause("services_probe")
     probe = stack.trigger("services_probe")
     (done,) = stack.wait_for_runs("services_probe", 1, timeout=180, where=lambda r: r.run_id == probe.run_id)
-    assert done.state == "success", stack.explain("services_probe", done)
+    _assert_success(stack, "services_probe", [done])
     assert _xcom(stack, "services_probe", probe.run_id, "on_train_profile")["worker_queue"] == "gpu"
     assert _xcom(stack, "services_probe", probe.run_id, "on_cpu_profile")["worker_queue"] == "cpu"
-    probe_rows = {r["task_id"]: r for r in stack.task_rows("services_probe") if r["run_id"] == probe.run_id}
-    train = probe_rows["on_train_profile"]
-    assert (train["queue"], train["pool"]) == ("gpu", "gpu")
-    gpu_log = stack.worker_log("gpu")
-    assert train["external_executor_id"] in gpu_log
-    assert train["external_executor_id"] not in stack.worker_log("cpu")
-
-    # Any other task that asked for the gpu queue (training, once its DAG ran) ran there too.
-    for dag_id in ("train_model", "train"):
-        for row in stack.task_rows(dag_id):
-            if row["queue"] == "gpu" and row["state"] == "success":
-                assert row["external_executor_id"] in gpu_log, row
-
-    # Nothing touched SQLite: the metadata DB answered the queries above from PostgreSQL, and no
-    # SQLite file appeared in the stack's home or data folder.
-    assert _sqlite_files(stack.home, stack.data_dir) == set()
+    rows = {r["task_id"]: r for r in stack.task_rows("services_probe") if r["run_id"] == probe.run_id}
+    assert rows["on_train_profile"]["pool"] == "gpu"
+    _assert_ran_on(stack, [rows["on_train_profile"]], "gpu")
+    _assert_ran_on(stack, [rows["on_cpu_profile"]], "cpu")
 
 
 def test_database_connections_dropped_mid_run_retry_and_complete_once(services_stack):
