@@ -19,6 +19,29 @@ for extra in (ROOT / "include", ROOT / "plugins"):
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Give each pytest session its own temp base folder (unless ``--basetemp`` is given).
+
+    By default every session of a user shares ``/tmp/pytest-of-<user>/`` and deletes all but the
+    3 newest numbered folders when it starts: with several sessions at once (developers sharing a
+    machine, CI shards), a long session lost its loaded source database mid-run.
+    """
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="airloop-pytest-")
+        config._airloop_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    created = getattr(config, "_airloop_basetemp", None)
+    if created:
+        import shutil
+
+        shutil.rmtree(created, ignore_errors=True)
+
+
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
