@@ -10,7 +10,8 @@ Two checks run for every scored day ``D``:
 * **Performance** (:func:`performance_report`): once the outcomes of a scored day are known
   (its flights landed and were ingested into ``raw/flights``), an Evidently classification
   report on the realized labels (ROC AUC, precision / recall, log loss) plus a calibration table,
-  compared with the AUC the champion had on its own reference sample.
+  compared with the AUC the version had on its holdout (registry metrics; else on its
+  reference sample).
 
 Reports go to the lake under ``reports/ds=D/drift/`` and ``reports/ds=D/performance/`` (each a
 published partition: ``report.html`` of bounded size so it opens in a browser (see
@@ -362,7 +363,7 @@ def performance_report(
     """Evidently classification report of a day's scores against its realized labels.
 
     :param scored: rows with ``score`` and ``is_delayed`` (0/1).
-    :param reference_auc: the champion's AUC on its reference sample; ``auc_drop`` is the
+    :param reference_auc: the AUC expected of the model (its holdout AUC); ``auc_drop`` is the
         difference (positive = worse now).
     :param threshold: operating threshold on the score for precision / recall (Evidently: 0.5).
     :returns: status ``skipped`` when fewer than ``config.min_rows`` rows are labelled or only
@@ -777,13 +778,16 @@ def monitor_performance(
         result = awaiting_outcomes(ds, f"outcomes of {ds} are not ingested yet (raw/flights/ds={ds})", version)
         store.upsert(result, measured_on=measured_on)
         return result
-    if reference is None:
-        record = _registry_version(settings, version)
-        reference = load_reference(lake, record.reference_uri) if record is not None and record.reference_uri else None
-    reference_auc = None
-    if reference is not None and {LABEL_COLUMN, SCORE_COLUMN} <= set(reference.columns):
-        labelled = reference[reference[LABEL_COLUMN].notna()]
-        reference_auc = roc_auc(labelled[LABEL_COLUMN].astype(int), labelled[SCORE_COLUMN])
+    # The baseline is the AUC the version had on its holdout (registry metrics): the reference
+    # sample is scored in-sample, so its AUC is optimistic and would show a drop every day.
+    record = _registry_version(settings, version)
+    reference_auc = _holdout_auc(record)
+    if reference_auc is None:
+        if reference is None and record is not None and record.reference_uri:
+            reference = load_reference(lake, record.reference_uri)
+        if reference is not None and {LABEL_COLUMN, SCORE_COLUMN} <= set(reference.columns):
+            labelled = reference[reference[LABEL_COLUMN].notna()]
+            reference_auc = roc_auc(labelled[LABEL_COLUMN].astype(int), labelled[SCORE_COLUMN])
     from airloop.usecase import load_use_case
 
     use_case = load_use_case(settings.use_case)
@@ -796,6 +800,12 @@ def monitor_performance(
     prefix = publish_report(lake, result)
     store.upsert(result, report_prefix=prefix, measured_on=measured_on)
     return result
+
+
+def _holdout_auc(record) -> float | None:
+    metrics = getattr(record, "metrics", None) or {}
+    value = metrics.get("roc_auc")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _single_version(frame: "pd.DataFrame") -> int | None:
