@@ -603,34 +603,53 @@ def evaluate_candidate(
     """Score the challenger and the current champion on the same holdout; return the gate decision.
 
     Without a champion the challenger is compared with the baseline trained on the same data
-    (its holdout metrics were computed at training time on the same rows).
+    (its holdout metrics were computed at training time on the same rows). With one, the holdout
+    keeps only days after the champion's own training days: a model is never judged on rows it
+    learned from. When too few such rows remain, the challenger is kept out (with the numbers).
     """
     from airloop.gate import decide
 
-    frame = training_set.frame
-    _, valid, split = time_split(frame, spec)
+    _, valid, split = time_split(training_set.frame, spec)
     meta = candidate.metadata
-    slices = valid[spec.slice_column] if spec.slice_column in valid.columns else None
-    score_args = {"threshold": spec.threshold, "slices": slices, "min_slice_rows": spec.min_slice_rows}
-    challenger = evaluate_scores(
-        valid[spec.label], predict(candidate.booster(), valid, meta["feature_columns"], meta["categories"]), **score_args
-    )
     champion = registry.champion(spec.name)
+    holdout = {"start": split["valid_start"], "end": split["valid_end"], "rows": split["valid_rows"]}
+
+    def score(rows, scores):
+        slices = rows[spec.slice_column] if spec.slice_column in rows.columns else None
+        return evaluate_scores(rows[spec.label], scores, threshold=spec.threshold, slices=slices,
+                               min_slice_rows=spec.min_slice_rows)  # fmt: skip
+
+    def challenger_on(rows):
+        return score(rows, predict(candidate.booster(), rows, meta["feature_columns"], meta["categories"]))
+
     if champion is None:
-        decision = decide(challenger, meta["baseline_metrics"], spec=spec, incumbent="baseline", incumbent_version=None)
+        decision = decide(challenger_on(valid), meta["baseline_metrics"], spec=spec, incumbent="baseline")
     else:
+        name = f"champion v{champion.version}"
         missing = [c for c in champion.feature_columns if c not in valid.columns]
+        champion_train_end = str((champion.metrics.get("split") or {}).get("train_end") or champion.window_end)
+        unseen = valid[valid[TIME_COLUMN].astype(str).str[:10] > champion_train_end]
+        positives = int(unseen[spec.label].sum())
+        refusal = None
         if missing:
-            decision = decide(challenger, None, spec=spec, incumbent=f"champion v{champion.version}",
-                              incumbent_version=champion.version,
-                              refusal=f"champion v{champion.version} needs features {missing} this holdout lacks; "
-                                      "it cannot be compared on the same rows")  # fmt: skip
+            refusal = f"{name} needs features {missing} this holdout lacks; it cannot be compared on the same rows"
+        elif min(positives, len(unseen) - positives) < spec.min_class_rows:
+            refusal = (
+                f"{name} was trained on days up to {champion_train_end}; the holdout {holdout['start']} .. "
+                f"{holdout['end']} has {len(unseen)} rows after that ({positives} positive), too few to compare "
+                f"(each class needs {spec.min_class_rows}); train on a later window"
+            )
+        if refusal:
+            decision = decide(challenger_on(valid), None, spec=spec, incumbent=name,
+                              incumbent_version=champion.version, refusal=refusal)  # fmt: skip
         else:
-            incumbent = evaluate_scores(valid[spec.label], predict_version(registry, champion, lake, valid), **score_args)
-            decision = decide(challenger, incumbent, spec=spec, incumbent=f"champion v{champion.version}",
-                              incumbent_version=champion.version)  # fmt: skip
+            if len(unseen) < len(valid):
+                log.info("Holdout restricted to %d of %d rows after %s's training days", len(unseen), len(valid), name)
+                holdout = {"start": str(unseen[TIME_COLUMN].min())[:10], "end": holdout["end"], "rows": int(len(unseen))}
+            incumbent = score(unseen, predict_version(registry, champion, lake, unseen))
+            decision = decide(challenger_on(unseen), incumbent, spec=spec, incumbent=name, incumbent_version=champion.version)
     out = decision.as_dict()
-    out["holdout"] = {"start": split["valid_start"], "end": split["valid_end"], "rows": split["valid_rows"]}
+    out["holdout"] = holdout
     out["candidate_sha256"] = candidate.sha256
     return out
 

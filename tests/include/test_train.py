@@ -360,3 +360,22 @@ def test_artifacts_round_trip_through_s3_and_tampering_is_refused(training_set, 
     lake.write_bytes(key, b"not the registered model")
     with pytest.raises(ArtifactIntegrityError, match=f"refusing to load {SPEC.name} v1: s3://"):
         registry.load_booster(registry.get(SPEC.name, 1), lake)
+
+
+def test_champion_is_never_judged_on_days_it_trained_on(training_set, stack):
+    lake, registry = stack
+    later = synthetic_training_set(days=40, rows_per_day=400, start=date(2026, 3, 21), seed=1)
+    _train_and_register(later, lake, registry, run_id="run-late", overrides={"num_boost_round": 30})
+    champion = registry.champion(SPEC.name)
+    assert champion.metrics["split"]["train_end"] == "2026-04-21"
+    # A challenger on the earlier window: its whole holdout (04-02 .. 04-09) lies inside the
+    # champion's training days, so there is nothing fair to compare on.
+    _, decision, mv, entry = _train_and_register(training_set, lake, registry, run_id="run-early", overrides={"num_boost_round": 30})
+    assert decision["promote"] is False and entry.action == "refuse"
+    assert "trained on days up to 2026-04-21" in decision["reason"] and "has 0 rows after that" in decision["reason"]
+    assert registry.champion(SPEC.name).version == champion.version
+    # Overlapping windows: only the holdout days after the champion's training days count.
+    overlapping = synthetic_training_set(days=40, rows_per_day=400, start=date(2026, 3, 15), seed=2)
+    _, decision, _, _ = _train_and_register(overlapping, lake, registry, run_id="run-overlap", overrides={"num_boost_round": 30})
+    assert decision["holdout"] == {"start": "2026-04-22", "end": "2026-04-23", "rows": 2 * 400}, decision["reason"]
+    assert decision["incumbent"] == f"champion v{champion.version}" and decision["incumbent_value"] is not None
