@@ -90,6 +90,7 @@ class DriftReportOperator(_ReportOperator):
         try:
             result = monitor_drift(ds, settings=self.settings, lake=self.lake_hook.lake, store=self.store)
         except PartitionNotFound as exc:
+            self.log.info("%s was not scored, nothing to monitor: %s", ds, exc)
             raise AirflowSkipException(f"{ds} was not scored, nothing to monitor: {exc}") from None
         if result.status == "ok":
             self.report_ds = ds
@@ -161,11 +162,14 @@ class DriftPolicyOperator(PartitionedOperator):
         fired_on = [e["ds"] for e in self.store.drift_events()]
         decision = policy.decide(day, history, fired_on)
         if not decision.fire:
+            # The skip reason is not in the task log by itself: say it there too.
+            self.log.info("Drift policy did not fire on %s: %s", day, decision.reason)
             raise AirflowSkipException(f"drift policy did not fire on {day}: {decision.reason}")
         extra = decision.extra()
         if not self.store.record_event(extra["ds"], model_version=extra["model_version"],
                                        window_start=extra["window_start"], window_end=extra["window_end"],
                                        evidence=extra, run_id=context["run_id"]):  # fmt: skip
+            self.log.info("Drift policy already fired for %s in another run: no second retraining", day)
             raise AirflowSkipException(f"drift policy already fired for {day} in another run; not emitting a second retraining")
         self.log.warning("Drift policy fired on %s: %s; suggested training window %s..%s",
                          day, decision.reason, extra["window_start"], extra["window_end"])  # fmt: skip
