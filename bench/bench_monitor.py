@@ -83,10 +83,11 @@ def main() -> int:
     real_day = later[later["ds"] == "2013-06-14"]  # a Friday in June: weather and season differ from Q1
     config = MonitorConfig.from_env()
 
-    print(f"reference: {len(reference)} rows from Q1 2013; monitored columns: {len(INPUTS) + 1} (inputs + score)")
+    print(f"reference: {len(reference)} rows from Q1 2013; {len(INPUTS)} inputs + score (month and day_of_week,"
+          " constant within a day, are not tested)")
     print("seconds = read both inputs from the lake + Evidently on every row + HTML + publish + SQL row;")
     print("the first report of a process also pays Evidently's lazy imports (plotly figures, ...)")
-    print(f"{'current rows':>17}  {'seconds':>7}  {'load ref':>8}  {'drift share':>11}  {'HTML MB':>7}  {'JSON KB':>7}  goal")
+    print(f"{'current rows':>17}  {'seconds':>7}  {'load ref':>8}  {'columns':>7}  {'drift share':>11}  {'HTML MB':>7}  {'JSON KB':>7}  goal")
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), lake_url=Path(tmp, "lake").as_uri(),
@@ -113,7 +114,8 @@ def main() -> int:
             verdict.append("HTML ok" if html_mb * 1e6 < HTML_LIMIT else "HTML too big")
             failures += html_mb * 1e6 >= HTML_LIMIT
             label = f"{len(current):,d}" + ((" (day, 1st)" if i == 0 else " (day)") if size == "day" else "")
-            print(f"{label:>17}  {seconds:7.2f}  {load_ref_s:8.2f}  {result.metrics.get('drift_share', float('nan')):11.2f}"
+            print(f"{label:>17}  {seconds:7.2f}  {load_ref_s:8.2f}  {result.metrics.get('n_columns', 0):7d}"
+                  f"  {result.metrics.get('drift_share', float('nan')):11.2f}"
                   f"  {html_mb:7.2f}  {json_kb:7.1f}  {'; '.join(verdict)}", flush=True)  # fmt: skip
     print("all goals met" if not failures else f"{failures} goal(s) missed")
     return 0

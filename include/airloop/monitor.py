@@ -57,12 +57,14 @@ OK, SKIPPED, AWAITING = "ok", "skipped", "awaiting_outcomes"
 
 SCORE_COLUMN = "score"
 LABEL_COLUMN = "is_delayed"
-# Columns that identify or time a row rather than describe it: never tested for drift.
+# Columns never tested for drift: those that identify or time a row rather than describe it, and
+# calendar columns that are constant within a daily partition by construction (one day's
+# day_of_week against a reference spread over every weekday "drifts" every day: a false alarm).
 NOT_MONITORED = frozenset(
     {
         LABEL_COLUMN, "model_version", "ds", "event_timestamp", "sched_dep_ts", "time_hour", "flight",
-        "tailnum", "year", "month", "day", "minute", "prediction_time", "scored_at", "arr_delay",
-        "dep_delay", "dep_time", "arr_time", "air_time", "flight_id", "row_id",
+        "tailnum", "year", "month", "day", "day_of_week", "minute", "prediction_time", "scored_at",
+        "arr_delay", "dep_delay", "dep_time", "arr_time", "air_time", "flight_id", "row_id",
     }
 )  # fmt: skip
 # Candidate join keys between predictions and realized outcomes, most specific first.
