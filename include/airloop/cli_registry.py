@@ -40,9 +40,10 @@ def cmd_models(args) -> int:
     print(f"{'ver':>4} {'status':9} {'window':23} {'rows':>7} {'roc_auc':>8} {'base':>7} {'brier':>7} {'device':6} {'created (UTC)':19}  code")
     for mv in versions:
         base = (mv.metrics or {}).get("baseline", {}).get("roc_auc")
+        base_text = "-" if base is None else f"{base:.4f}"
         print(
             f"{mv.version:>4} {mv.status:9} {mv.window_start} .. {mv.window_end} {mv.training_rows:>7} "
-            f"{_metric(mv, 'roc_auc'):>8} {base if base is None else f'{base:.4f}':>7} {_metric(mv, 'brier'):>7} "
+            f"{_metric(mv, 'roc_auc'):>8} {base_text:>7} {_metric(mv, 'brier'):>7} "
             f"{mv.device:6} {mv.created_at:%Y-%m-%d %H:%M:%S}  {mv.code_version}"
         )
     return 0

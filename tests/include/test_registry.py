@@ -254,3 +254,26 @@ def test_pending_versions_cannot_be_promoted_and_failures_are_kept(registry):
     failed = registry.get(MODEL, mv.version)
     assert failed.status == "failed" and failed.status_reason == "disk full"
     assert registry.champion(MODEL) is None
+
+
+def test_cli_lists_shows_and_rolls_back(settings, capsys):
+    from airloop.cli import main
+    from airloop.storage import open_lake
+
+    registry, lake = ModelRegistry(settings.registry_url), open_lake(settings)
+    for _ in range(2):
+        mv = add_version(registry, lake, model="flight_delay_xgb")
+        registry.promote("flight_delay_xgb", mv.version, reason="better", actor="run")
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert "   1 retired" in listing and "   2 champion" in listing
+    assert main(["rollback", "7", "--reason", "typo"]) == 1
+    assert "has no version 7; its versions are [1, 2]" in capsys.readouterr().err
+    assert main(["rollback", "previous", "--reason", "v2 misbehaves", "--by", "alice"]) == 0
+    assert "champion v2 -> v1 (v2 misbehaves)" in capsys.readouterr().out
+    assert main(["model-history"]) == 0
+    history = capsys.readouterr().out.splitlines()
+    assert history[-1].split("Z ", 1)[1].split() == ["rollback", "v2", "->", "v1", "by", "alice:", "v2", "misbehaves"]
+    assert main(["champion"]) == 0 and '"version": 1' in capsys.readouterr().out
+    assert main(["champion", "--at", "2020-01-01T00:00:00"]) == 1
+    assert "has no champion at 2020-01-01" in capsys.readouterr().out
