@@ -144,3 +144,35 @@ def test_scores_the_partition_key_day_and_tags_the_asset(feature_env, monkeypatc
     [run] = [r for r in ScoringRuns(feature_env.settings.registry_url).list() if r["run_id"] == summary["run_id"]]
     assert run["airflow_run_id"] == "backfill__x" and run["model_policy"] == "pinned" and run["status"] == "success"
     assert all(p["partition"].endswith(f"ds={SCORED - timedelta(days=1)}") for p in manifest["inputs"]["partitions"])
+
+
+# --- the DAG's wiring ---------------------------------------------------------------------------
+
+
+def test_batch_predict_dag_keys_runs_by_the_day_they_score():
+    import runpy
+
+    import pendulum
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = runpy.run_path(str(Path(__file__).resolve().parents[2] / "dags" / "batch_predict.py"))["dag"]
+    timetable = DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable  # as the scheduler sees it
+    # Scheduled at D 02:00 New York: the partition key is D (not D-1), across both DST switches.
+    for run_at, key in [
+        (pendulum.datetime(2026, 3, 2, 7, tz="UTC"), "2026-03-02"),
+        (pendulum.datetime(2026, 3, 8, 7, tz="UTC"), "2026-03-08"),
+        (pendulum.datetime(2026, 11, 1, 7, tz="UTC"), "2026-11-01"),
+    ]:
+        assert timetable._get_partition_info(run_at)[1] == key
+    # A backfill's --to-date is the day after the last day to score.
+    infos = timetable.iter_partition_dagrun_infos(
+        earliest=pendulum.datetime(2026, 3, 1, tz="UTC"), latest=pendulum.datetime(2026, 3, 4, tz="UTC")
+    )
+    assert [i.partition_key for i in infos] == ["2026-03-01", "2026-03-02", "2026-03-03"]
+
+    wait, score = dag.get_task("wait_for_features"), dag.get_task("score")
+    assert wait.mode == "reschedule" and wait.timeout > wait.poke_interval > 0
+    assert score.upstream_task_ids == {"wait_for_features"}
+    assert [o.name for o in score.outlets] == [PREDICTIONS.name]
+    assert dag.params.get_param("model_version").value is None
