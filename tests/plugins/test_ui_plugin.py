@@ -157,7 +157,7 @@ def monitored(airloop_env):
     lake, store = open_lake(airloop_env), monitor.MonitoringStore(airloop_env.registry_url)
     reference = frame(2000, 1)
     for ds, shift in (("2026-03-02", False), ("2026-03-03", True), ("2026-03-04", False)):
-        result = monitor.drift_report(ds, reference, frame(800, hash(ds) % 1000, shift), model_version=2)
+        result = monitor.drift_report(ds, reference, frame(800, int(ds.replace("-", "")) % 1000, shift), model_version=2)
         store.upsert(result, report_prefix=monitor.publish_report(lake, result), measured_on=ds)
     perf = monitor.performance_report("2026-03-02", frame(800, 7), reference_auc=0.75, model_version=2)
     store.upsert(perf, report_prefix=monitor.publish_report(lake, perf), measured_on="2026-03-03")
