@@ -53,11 +53,12 @@ def settings_for(workdir: Path):
     return Settings.from_env()
 
 
-def prepare(workdir: Path) -> dict:
-    """Source, raw and feature partitions of DAYS, Feast applied, a promoted 200-tree model."""
+def prepare(workdir: Path, days: list[date] = DAYS, train: tuple[date, date] = (DAYS[1], DAYS[-2]), load_source: bool = True) -> dict:
+    """Source, raw and feature partitions of ``days``, Feast applied, a promoted 200-tree model."""
     import xgboost as xgb
 
     from airloop import features
+    from airloop.config import get_settings
     from airloop.ingest import ingest_day
     from airloop.registry import ModelRegistry
     from airloop.source import SourceDatabase
@@ -65,16 +66,17 @@ def prepare(workdir: Path) -> dict:
     from airloop.training_set import build_training_set
     from airloop.usecase import load_use_case
 
-    settings = settings_for(workdir)
+    settings = settings_for(workdir) if load_source else get_settings()
     use_case = load_use_case(settings.use_case)
-    SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days).load(use_case)
-    for day in DAYS:
+    if load_source:
+        SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days).load(use_case)
+    for day in days:
         for table in use_case.tables:
             ingest_day(table, day, settings)
     features.apply_definitions(settings)
-    for day in DAYS:
+    for day in days:
         features.compute_features(day, settings=settings)
-    training = build_training_set(DAYS[1], DAYS[-2], settings=settings)
+    training = build_training_set(*train, settings=settings)
     dtrain = xgb.DMatrix(
         training.frame[training.feature_columns], label=training.frame[training.label_column],
         feature_names=training.feature_columns,
@@ -87,14 +89,14 @@ def prepare(workdir: Path) -> dict:
     name = use_case.model.name
     mv = registry.reserve_version(
         name, feature_service=training.feature_service, feature_columns=training.feature_columns,
-        window_start=DAYS[1], window_end=DAYS[-2], fingerprint=training.fingerprint, params=params, metrics={},
+        window_start=train[0], window_end=train[1], fingerprint=training.fingerprint, params=params, metrics={},
         code_version="bench", device="cpu",
     )  # fmt: skip
     key = f"models/{name}/v{mv.version}/model.ubj"
     lake.write_bytes(key, data)
     registry.finalize_version(name, mv.version, artifact_uri=lake.uri(key), sha256=sha256_bytes(data), reference_uri=None)
     registry.promote(name, mv.version, reason="bench", actor="bench")
-    return {"training_rows": len(training.frame), "features": len(training.feature_columns)}
+    return {"training_rows": len(training.frame), "features": len(training.feature_columns), "version": mv.version}
 
 
 # --- workers (one subprocess each) --------------------------------------------------------------
@@ -238,6 +240,78 @@ def worker_raw(workdir: Path, rows: int, chunk_rows: int) -> dict:
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "in_memory_rows": in_memory}
 
 
+def backfill_through_the_scheduler(days: int) -> None:
+    """Backfill ``days`` days of ``batch_predict`` on a real Airflow (tests/e2e/harness.py).
+
+    Prints the wall time of the backfill (created -> completed) and splits each task's time into
+    the work (the scoring library's own ``duration_s`` from ``scoring_runs``) and Airflow's
+    overhead (task start-up, imports, state updates, scheduling gaps).
+    """
+    from datetime import datetime
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+    from harness import AirflowStack
+
+    from airloop.predict import ScoringRuns
+    from airloop.usecases.flights import STAT_LOOKBACK_DAYS
+
+    first = date(2026, 7, 1)
+    scored = [first + timedelta(days=i) for i in range(days)]
+    root = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
+    try:
+        source = root / "source-data"
+        settings = settings_for(source)
+        from airloop.source import SourceDatabase
+        from airloop.usecase import load_use_case
+
+        SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days).load(load_use_case(settings.use_case))
+        stack = AirflowStack(root / "home", root / "data", extra_env={"AIRLOOP_SOURCE_URL": settings.source_url})
+        stack.start(wait_for=["batch_predict"], timeout=600)
+        try:
+            t = time.perf_counter()
+            env = {**stack.env}
+            code = (
+                "import sys; sys.path.insert(0, {bench!r}); import bench_predict as b; from datetime import date, timedelta; "
+                "first = date.fromisoformat({first!r}); last = date.fromisoformat({last!r}); "
+                "days = [first - timedelta(days=i) for i in range({back}, 0, -1)] + [first + timedelta(days=i) for i in range((last - first).days + 1)]; "
+                "import json; print(json.dumps(b.prepare(None, days, (first - timedelta(days=8), first - timedelta(days=2)), load_source=False)))"
+            ).format(bench=str(Path(__file__).parent), first=scored[0].isoformat(), last=scored[-1].isoformat(), back=STAT_LOOKBACK_DAYS + 12)
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1800)
+            if out.returncode != 0:
+                raise RuntimeError(out.stderr[-3000:])
+            version = json.loads(out.stdout.strip().splitlines()[-1])["version"]
+            log(f"upstream for {days} days prepared in {time.perf_counter() - t:.0f} s")
+            stack.unpause("batch_predict")
+            began = time.perf_counter()
+            created = stack.api("POST", "/api/v2/backfills", json={
+                "dag_id": "batch_predict", "from_date": f"{scored[0]}T00:00:00Z",
+                "to_date": f"{scored[-1] + timedelta(days=1)}T00:00:00Z", "reprocess_behavior": "completed",
+                "max_active_runs": 4, "dag_run_conf": {"model_version": version},
+            })  # fmt: skip
+            stack.wait_for_backfill(created, timeout=1800)
+            wall = time.perf_counter() - began
+            keys = {d.isoformat() for d in scored}
+            runs = [r for r in stack.runs("batch_predict") if r.partition_key in keys]
+            work = {r["airflow_run_id"]: r["duration_s"] for r in ScoringRuns(f"sqlite:///{stack.data_dir / 'registry.db'}").list(limit=1000)}
+            tis = [ti for r in runs for ti in stack.task_instances("batch_predict", r.run_id)]
+            ok = sum(r.state == "success" for r in runs)
+            score = [ti for ti in tis if ti["task_id"] == "score"]
+            sensor = [ti for ti in tis if ti["task_id"] == "wait_for_features"]
+            score_s = sum(ti["duration"] or 0 for ti in score)
+            sensor_s = sum(ti["duration"] or 0 for ti in sensor)
+            work_s = sum(work.get(ti["dag_run_id"], 0) or 0 for ti in score)
+            rows = sum(1 for _ in score)
+            print(f"\nbackfill of {days} days through the scheduler (LocalExecutor, SQLite, 2 shared cores):")
+            print(f"  runs: {len(runs)}, succeeded: {ok}; wall {wall:.0f} s (goal < 180 s: {'met' if wall < 180 and ok == days else 'NOT met'})")
+            print(f"  score tasks: {score_s:.0f} s in all, of which scoring work {work_s:.0f} s ({work_s / max(score_s, 1e-9):.0%});"
+                  f" Airflow + start-up overhead {(score_s - work_s) / max(rows, 1):.1f} s per task")
+            print(f"  sensor tasks: {sensor_s:.0f} s in all ({sensor_s / max(len(sensor), 1):.1f} s per task, all overhead: one poke)")
+        finally:
+            stack.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def run_worker(kind: str, workdir: Path, rows: int, chunk_rows: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--workdir", str(workdir), "--rows", str(rows), "--chunk-rows", str(chunk_rows)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -248,9 +322,10 @@ def run_worker(kind: str, workdir: Path, rows: int, chunk_rows: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 5_000_000])
     parser.add_argument("--chunk-rows", type=int, default=200_000)
     parser.add_argument("--keep", help="reuse/keep this work dir (skips set-up when it is ready)")
+    parser.add_argument("--backfill-days", type=int, default=0, help="also backfill N days through a real scheduler (slow; run under flock)")
     parser.add_argument("--worker", choices=["e2e", "raw"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
@@ -264,49 +339,57 @@ def main() -> int:
     began = time.perf_counter()
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-predict-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    ready = workdir / ".ready"
     try:
-        if ready.exists():
-            info = json.loads(ready.read_text())
-            log(f"reusing the set-up in {workdir}")
-        else:
-            log(f"set-up in {workdir}: source, {len(DAYS)} days ingested and featurized, {TREES}-tree model ...")
-            t = time.perf_counter()
-            info = prepare(workdir)
-            info["setup_s"] = time.perf_counter() - t
-            ready.write_text(json.dumps(info))
-        print(f"model: {TREES} trees, depth {DEPTH}, {info['features']} features; trained on {info['training_rows']} rows")
-        print(f"scored day {SCORED} replicated; chunk {args.chunk_rows:,} rows; 2 threads; set-up {info.get('setup_s', 0):.0f} s\n")
-        results = {}
-        for rows in args.sizes:
-            log(f"{rows:,} rows: end to end ...")
-            e2e = run_worker("e2e", workdir, rows, args.chunk_rows)
-            log(f"{rows:,} rows: raw inplace_predict ...")
-            raw = run_worker("raw", workdir, rows, args.chunk_rows)
-            results[rows] = (e2e, raw)
-
-        print(f"{'rows':>10} {'e2e rows/s':>11} {'raw rows/s':>11} {'e2e/raw':>8} {'e2e s':>7} {'features':>9} {'predict':>8} {'write':>7} {'publish':>8} {'generate':>9} {'peak RSS':>9}")
-        for rows, (e2e, raw) in results.items():
-            print(
-                f"{rows:>10,} {e2e['rows_per_s']:>11,.0f} {raw['rows_per_s']:>11,.0f} {e2e['rows_per_s'] / raw['rows_per_s']:>8.2f} "
-                f"{e2e['seconds']:>7.1f} {e2e['features_s']:>8.1f}s {e2e['predict_s']:>7.1f}s {e2e['write_s']:>6.1f}s "
-                f"{e2e['publish_s']:>7.1f}s {e2e['generate_s']:>8.1f}s {e2e['peak_rss_mb']:>7.0f}MB"
-            )
-        print()
-        for rows, (e2e, raw) in results.items():
-            ratio = e2e["rows_per_s"] / raw["rows_per_s"]
-            print(f"goal e2e >= 50% of raw at {rows:,}: {ratio:.0%} -> {'met' if ratio >= 0.5 else 'NOT met'}"
-                  f"  (output {e2e['output_mb']:.0f} MB; {e2e['rows_missing_features']:,} rows lack some feature;"
-                  f" one-off Feast start-up {e2e['warmup_s']:.1f} s not in e2e)")
-        if len(results) >= 2:
-            small, large = min(results), max(results)
-            growth = results[large][0]["peak_rss_mb"] / results[small][0]["peak_rss_mb"]
-            print(f"goal peak RSS at {large:,} <= 1.5x at {small:,}: {growth:.2f}x -> {'met' if growth <= 1.5 else 'NOT met'}")
+        if args.sizes:
+            throughput(args, workdir)
+        if args.backfill_days:
+            backfill_through_the_scheduler(args.backfill_days)
         print(f"\nbench wall time {time.perf_counter() - began:.0f} s")
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def throughput(args, workdir: Path) -> None:
+    """End to end vs raw at each size, each in its own subprocess; figures, ratios, goals."""
+    ready = workdir / ".ready"
+    if ready.exists():
+        info = json.loads(ready.read_text())
+        log(f"reusing the set-up in {workdir}")
+    else:
+        log(f"set-up in {workdir}: source, {len(DAYS)} days ingested and featurized, {TREES}-tree model ...")
+        t = time.perf_counter()
+        info = prepare(workdir)
+        info["setup_s"] = time.perf_counter() - t
+        ready.write_text(json.dumps(info))
+    print(f"model: {TREES} trees, depth {DEPTH}, {info['features']} features; trained on {info['training_rows']} rows")
+    print(f"scored day {SCORED} replicated; chunk {args.chunk_rows:,} rows; 2 threads; set-up {info.get('setup_s', 0):.0f} s\n")
+    results = {}
+    for rows in args.sizes:
+        log(f"{rows:,} rows: end to end ...")
+        e2e = run_worker("e2e", workdir, rows, args.chunk_rows)
+        log(f"{rows:,} rows: raw inplace_predict ...")
+        raw = run_worker("raw", workdir, rows, args.chunk_rows)
+        results[rows] = (e2e, raw)
+
+    print(f"{'rows':>10} {'e2e rows/s':>11} {'raw rows/s':>11} {'e2e/raw':>8} {'e2e s':>7} {'features':>9} {'predict':>8} {'write':>7} {'publish':>8} {'generate':>9} {'peak RSS':>9}")
+    for rows, (e2e, raw) in results.items():
+        print(
+            f"{rows:>10,} {e2e['rows_per_s']:>11,.0f} {raw['rows_per_s']:>11,.0f} {e2e['rows_per_s'] / raw['rows_per_s']:>8.2f} "
+            f"{e2e['seconds']:>7.1f} {e2e['features_s']:>8.1f}s {e2e['predict_s']:>7.1f}s {e2e['write_s']:>6.1f}s "
+            f"{e2e['publish_s']:>7.1f}s {e2e['generate_s']:>8.1f}s {e2e['peak_rss_mb']:>7.0f}MB"
+        )
+    print()
+    for rows, (e2e, raw) in results.items():
+        ratio = e2e["rows_per_s"] / raw["rows_per_s"]
+        print(f"goal e2e >= 50% of raw at {rows:,}: {ratio:.0%} -> {'met' if ratio >= 0.5 else 'NOT met'}"
+              f"  (output {e2e['output_mb']:.0f} MB; {e2e['rows_missing_features']:,} rows lack some feature;"
+              f" one-off Feast start-up {e2e['warmup_s']:.1f} s not in e2e)")
+    if len(results) >= 2:
+        small, large = min(results), max(results)
+        growth = results[large][0]["peak_rss_mb"] / results[small][0]["peak_rss_mb"]
+        print(f"goal peak RSS at {large:,} <= 1.5x at {small:,}: {growth:.2f}x -> {'met' if growth <= 1.5 else 'NOT met'}")
 
 
 if __name__ == "__main__":
