@@ -639,9 +639,12 @@ def _put_file(lake: Lake, key: str, path: Path, digest: str) -> None:
 def publish_files(lake: Lake, prefix: str, files: dict[str, Path], manifest: dict) -> dict:
     """Publish local files as a partition, like :func:`airloop.storage.publish_partition`.
 
-    Same layout and manifest (content-hashed names, ``files`` with sha256, manifest last, stale
-    files removed after), but streamed from files so large outputs never sit in memory.
+    Same layout and manifest (content-hashed names, ``files`` with sha256, manifest last), but
+    streamed from files so large outputs never sit in memory. After the switch it removes the
+    files the *previous* manifest listed and the new one does not: never a file it does not
+    know, which may be a concurrent run's for the same day, still waiting for its manifest.
     """
+    previous = read_manifest(lake, prefix) or {}
     listed = []
     for logical, path in sorted(files.items()):
         digest, size = sha256_file(path)
@@ -653,8 +656,8 @@ def publish_files(lake: Lake, prefix: str, files: dict[str, Path], manifest: dic
     body["files"] = listed
     body["partition"] = prefix
     lake.write_json(f"{prefix}/{MANIFEST_NAME}", body)
-    keep = {f"{prefix}/{f['name']}" for f in listed} | {f"{prefix}/{MANIFEST_NAME}"}
-    lake.delete([k for k in lake.list_keys(prefix + "/") if k not in keep])
+    keep = {f["name"] for f in listed}
+    lake.delete([f"{prefix}/{f['name']}" for f in previous.get("files", []) if f["name"] not in keep])
     return body
 
 

@@ -483,3 +483,17 @@ def test_cli_shows_traces_and_lists_runs(settings, lake, ready, capsys):
 
     assert main(["predictions", "show", "2026-05-05"]) == 1
     assert "never published" in capsys.readouterr().err
+
+
+def test_publish_removes_the_previous_files_but_never_unknown_ones(settings, lake, ready, booster_bytes):
+    run(settings, lake)
+    old = {f["name"] for f in read_manifest(lake, prediction_prefix(DAY))["files"]}
+    # A concurrent run of the same day has written its data file, not yet its manifest.
+    pending = f"{prediction_prefix(DAY)}/part-0123456789ab.parquet"
+    lake.write_bytes(pending, b"another run's file")
+    register(settings, lake, booster_bytes)
+    run(settings, lake)  # a new champion: new files replace the old ones
+    new = {f["name"] for f in read_manifest(lake, prediction_prefix(DAY))["files"]}
+    names = {k.rsplit("/", 1)[1] for k in lake.list_keys(prediction_prefix(DAY) + "/")}
+    assert new != old and new <= names and not (old - new) & names
+    assert pending.rsplit("/", 1)[1] in names
