@@ -6,6 +6,8 @@ change, not a code change. Every value can be overridden from the environment:
 
 - ``AIRLOOP_<CLASS>_POOL``, ``AIRLOOP_<CLASS>_QUEUE``, ``AIRLOOP_<CLASS>_POOL_SLOTS``,
   ``AIRLOOP_<CLASS>_EXECUTOR`` (e.g. ``AIRLOOP_TRAIN_QUEUE=gpu-a100``).
+- ``AIRLOOP_DEFAULT_QUEUE`` (else ``AIRFLOW__OPERATORS__DEFAULT_QUEUE``, else ``default``): the
+  queue of every non-training task class.
 - ``AIRLOOP_GPU_POLICY``: what training does on a worker without a usable GPU:
   ``fallback`` (default: train on the CPU and record ``device="cpu"`` with the reason),
   ``fail`` (raise :class:`GpuUnavailable`) or ``cpu`` (never use a GPU).
@@ -98,7 +100,10 @@ def _profile(cls: str, pool: str, queue: str, gpus: int) -> ResourceProfile:
 
 def profiles() -> dict[str, ResourceProfile]:
     """Every task class and its profile (environment read on each call)."""
-    default_queue = os.environ.get("AIRLOOP_DEFAULT_QUEUE", "default")
+    # Follow Airflow's own default queue unless Airloop's is set (Celery workers listen on it).
+    default_queue = (
+        os.environ.get("AIRLOOP_DEFAULT_QUEUE") or os.environ.get("AIRFLOW__OPERATORS__DEFAULT_QUEUE") or "default"
+    )
     return {
         # light bookkeeping: registry writes, promotions, rollbacks
         "default": _profile("default", "cpu", default_queue, 0),

@@ -379,3 +379,11 @@ def test_champion_is_never_judged_on_days_it_trained_on(training_set, stack):
     _, decision, _, _ = _train_and_register(overlapping, lake, registry, run_id="run-overlap", overrides={"num_boost_round": 30})
     assert decision["holdout"] == {"start": "2026-04-22", "end": "2026-04-23", "rows": 2 * 400}, decision["reason"]
     assert decision["incumbent"] == f"champion v{champion.version}" and decision["incumbent_value"] is not None
+
+
+def test_cpu_work_follows_the_default_queue(monkeypatch):
+    monkeypatch.delenv("AIRLOOP_DEFAULT_QUEUE", raising=False)
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_QUEUE", "cpu")
+    assert profile("cpu").queue == profile("default").queue == "cpu"
+    monkeypatch.setenv("AIRLOOP_DEFAULT_QUEUE", "batch")
+    assert profile("cpu").queue == "batch" and profile("train").queue == "gpu"
