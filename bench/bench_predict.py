@@ -247,8 +247,6 @@ def backfill_through_the_scheduler(days: int) -> None:
     the work (the scoring library's own ``duration_s`` from ``scoring_runs``) and Airflow's
     overhead (task start-up, imports, state updates, scheduling gaps).
     """
-    from datetime import datetime
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
     from harness import AirflowStack
 

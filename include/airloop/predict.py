@@ -52,7 +52,6 @@ from airloop.storage import (
     MANIFEST_NAME,
     Lake,
     LocalLake,
-    PartitionCorrupt,
     S3Lake,
     StorageError,
     partition_prefix,

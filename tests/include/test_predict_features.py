@@ -7,7 +7,6 @@ on the real training set and promotes it.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import date, timedelta
