@@ -6,8 +6,9 @@ history the delay statistics need) it measures, in one run on the same lake:
 1. ``build_training_set`` for the 90 days (read raw flights, label, entity rows, point-in-time
    join from the Feast definitions): labelled rows/s.
 2. ``historical_features`` alone on the same entity rows (the join path).
-3. The same point-in-time join written directly in DuckDB (ASOF JOIN per view with the TTLs,
-   over the same feature Parquet files, no Feast definitions): rows/s, and the ratio.
+3. The same point-in-time join written directly in DuckDB (one query chaining an ASOF JOIN per
+   view with the TTLs, over the same feature Parquet files, no Feast definitions): rows/s and
+   the ratio; again with the entity rows repeated ``--scale`` times (about 1M rows).
 4. Feast's own ``get_historical_features`` (duckdb offline store) on the same entity rows,
    with its row count (dropped rows) and whether its values equal ours.
 5. Materialization into the SQLite online store: one call per day for 14 days: rows/s written.
@@ -92,6 +93,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--dir", default=str(ROOT / "data" / "bench-features"))
     parser.add_argument("--feast-rows", type=int, default=0, help="entity rows for Feast's join (default: all)")
+    parser.add_argument("--scale", type=int, default=12, help="repeat the entity rows this often for the join at scale (0: skip)")
     args = parser.parse_args()
     os.environ["AIRLOOP_DATA_DIR"] = args.dir
     for name in [n for n in os.environ if n.startswith("AIRLOOP_FEAST_") or n in ("AIRLOOP_LAKE_URL", "AIRLOOP_SOURCE_URL")]:
@@ -153,6 +155,19 @@ def main() -> None:
     t_feast = time.perf_counter() - t
     print(f"  Feast get_historical_features (duckdb store) {t_feast:6.2f} s  {len(feast_entity) / t_feast:10,.0f} rows/s  "
           f"({len(theirs):,} of {len(feast_entity):,} rows returned; {t_feast / t_join:.1f}x our join)")
+
+    if args.scale:
+        big = pd.concat([entity] * args.scale, ignore_index=True)
+        t = time.perf_counter()
+        F.historical_features(big, settings=settings, store=store, lake=lake)
+        t_big = time.perf_counter() - t
+        t = time.perf_counter()
+        direct_duckdb_join(pa.Table.from_pandas(big, preserve_index=False), lake, layout, zone_days)
+        t_big_direct = time.perf_counter() - t
+        print(f"\nat scale ({len(big):,} entity rows, the same rows {args.scale} times):")
+        print(f"  historical_features       {t_big:6.2f} s  {len(big) / t_big:10,.0f} rows/s")
+        print(f"  direct DuckDB ASOF JOIN   {t_big_direct:6.2f} s  {len(big) / t_big_direct:10,.0f} rows/s  "
+              f"(ratio {t_big / t_big_direct:.2f}x)")
 
     # Materialization: a clean online store, then one call per day as the DAG does.
     online_path = F.feast_environment(settings)["AIRLOOP_FEAST_ONLINE_PATH"]
