@@ -698,16 +698,14 @@ class ScoringRuns:
         self.metadata = MetaData()
         self.table = _runs_table(self.metadata)
 
-    @property
+    @cached_property
     def engine(self):
-        if not hasattr(self, "_engine"):
-            from sqlalchemy import create_engine
+        from sqlalchemy import create_engine
 
-            if self.url.startswith("sqlite:///"):
-                Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            args = {"connect_args": {"timeout": 30}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
-            self._engine = create_engine(self.url, **args)
-        return self._engine
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        args = {"connect_args": {"timeout": 30}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
+        return create_engine(self.url, **args)
 
     def ensure(self) -> bool:
         """Create the table when missing; return True when it was created."""
