@@ -172,3 +172,17 @@ def test_training_set_without_any_window_source_fails_clearly(settings):
     op = TrainingSetOperator(task_id="build_training_set", window_start="2026-03-05", window_end="None")
     with pytest.raises(AirflowFailException, match="give both"):
         op.execute(context("run-1"))
+
+
+def test_training_set_window_comes_from_the_drift_event(settings, capsys):
+    """An asset-triggered run has no logical date: the window is the drift event's suggestion
+    (the build then stops: this empty lake has no feature store applied and no partitions)."""
+    from airloop.features import FeatureError
+
+    from airloop_plugins.assets import DRIFT
+
+    event = SimpleNamespace(extra={"ds": "2026-04-30", "window_start": "2026-02-01", "window_end": "2026-04-29"})
+    op = TrainingSetOperator(task_id="build_training_set", window_start="None", window_end="None")
+    with pytest.raises(FeatureError):
+        op.execute(context("asset-run", events={DRIFT: [event]}))
+    assert "Training window 2026-02-01 .. 2026-04-29 (drift event window" in capsys.readouterr().out
