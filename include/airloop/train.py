@@ -730,6 +730,12 @@ def apply_decision(
     """Promote ``mv`` when the gate said so (only if the champion is still the one it was
     compared with), else record the refusal. Returns the history entry."""
     why = decision["reason"] if not reason else f"{reason}; gate: {decision['reason']}"
+    # A retried task finds its own earlier outcome and returns it instead of acting twice.
+    done = {"promote": "champion", "refuse": "rejected"}["promote" if decision["promote"] else "refuse"]
+    if mv.status == done:
+        earlier = [e for e in registry.history(mv.model_name) if e.candidate_version == mv.version and e.run_id == run_id]
+        if earlier:
+            return earlier[-1]
     if decision["promote"]:
         return registry.promote(
             mv.model_name, mv.version, reason=why, actor=actor, run_id=run_id,

@@ -239,6 +239,17 @@ def test_first_model_beats_the_baseline_then_a_crippled_one_is_refused(training_
     assert registry.get(SPEC.name, mv2.version).status == "rejected" and entry2.action == "refuse"
 
 
+def test_a_retried_promotion_or_refusal_does_not_act_twice(training_set, stack):
+    lake, registry = stack
+    _, decision, mv, entry = _train_and_register(training_set, lake, registry, run_id="run-1", overrides={"num_boost_round": 40})
+    assert decision["promote"], decision["reason"]
+    again = apply_decision(decision, registry.get(SPEC.name, mv.version), registry=registry, actor="run-1", run_id="run-1")
+    assert again.id == entry.id and len(registry.history(SPEC.name)) == 1
+    _, refused, mv2, entry2 = _train_and_register(training_set, lake, registry, run_id="run-2", overrides={"num_boost_round": 1})
+    again = apply_decision(refused, registry.get(SPEC.name, mv2.version), registry=registry, actor="run-2", run_id="run-2")
+    assert again.id == entry2.id and [h.action for h in registry.history(SPEC.name)] == ["promote", "refuse"]
+
+
 def test_registration_is_idempotent_per_run(training_set, stack):
     lake, registry = stack
     stored = load_training_set(lake, publish_training_set(training_set, lake)["prefix"])
