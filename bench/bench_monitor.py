@@ -73,6 +73,7 @@ def main() -> int:
     print(f"evidently import (once per task process): {time.perf_counter() - t0:.2f} s")
 
     from airloop.config import Settings
+    from airloop.usecase import load_use_case
     from airloop.monitor import MonitorConfig, MonitoringStore, load_reference, monitor_drift
     from airloop.storage import frame_to_parquet, open_lake
 
@@ -81,7 +82,7 @@ def main() -> int:
     later = rows[rows["month"] > 3]
     reference = q1.sample(n=5000, random_state=13)[INPUTS + ["score", "is_delayed"]]
     real_day = later[later["ds"] == "2013-06-14"]  # a Friday in June: weather and season differ from Q1
-    config = MonitorConfig.from_env()
+    config = MonitorConfig.from_env(load_use_case())
 
     print(f"reference: {len(reference)} rows from Q1 2013; {len(INPUTS)} inputs + score (month and day_of_week,"
           " constant within a day, are not tested)")

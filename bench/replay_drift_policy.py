@@ -38,6 +38,7 @@ def main() -> int:
     import xgboost as xgb
 
     from airloop.drift_policy import DayEvidence, DriftPolicy
+    from airloop.usecase import load_use_case
     from airloop.monitor import MonitorConfig, drift_report, roc_auc
     from bench_monitor import INPUTS, real_rows
 
@@ -56,7 +57,7 @@ def main() -> int:
     reference = rows.loc[train.index].sample(n=5000, random_state=13)  # training sample, as train_model keeps
     reference_auc = roc_auc(holdout["is_delayed"].astype(int), rows.loc[holdout.index, "score"])
     policy = DriftPolicy.from_env()
-    config = MonitorConfig.from_env()
+    config = MonitorConfig.from_env(load_use_case())
     print(f"model trained on Q1 2013 ({len(train):,d} labelled flights, holdout from {holdout_from}); "
           f"holdout AUC {reference_auc:.3f}")
     print(f"policy: drift share >= {policy.drift_share_threshold}, AUC drop >= {policy.auc_drop_threshold}, "
@@ -69,7 +70,8 @@ def main() -> int:
     while day <= last:
         current = rows[rows["ds"] == day.isoformat()]
         result = drift_report(day.isoformat(), reference, current[INPUTS + ["score"]], config=config, render_html=False)
-        share = result.metrics.get("drift_share")
+        share = result.metrics.get("policy_drift_share")  # what the policy counts (no context columns)
+        share_all = result.metrics.get("drift_share")
         flown = current[current["is_delayed"].notna()]
         auc = roc_auc(flown["is_delayed"].astype(int), flown["score"]) if len(flown) >= config.min_rows else None
         drop = reference_auc - auc if auc is not None else None
@@ -80,20 +82,24 @@ def main() -> int:
         visible = history[:-1] + [DayEvidence(ds=replayed, model_version=1, drift_share=share)]
         if policy.decide(replayed, visible, fired).fire:
             fired.append(replayed)
-        weekly.setdefault(day - timedelta(days=day.weekday()), []).append((share, auc))
+        weekly.setdefault(day - timedelta(days=day.weekday()), []).append((share_all, share, auc))
         day += timedelta(days=1)
     seconds = time.perf_counter() - started
 
     print(f"\n{len(history)} days checked in {seconds:.0f} s ({seconds / len(history):.2f} s/day, no HTML)")
-    print("\nweek of (2013)  drift share  AUC")
+    print(f"context columns (reported, not counted by the policy): {', '.join(config.context_columns)}")
+    print("\nweek of (2013)  drift share (all)  drift share (policy)  AUC (realized)")
     for monday, values in sorted(weekly.items()):
-        shares = [s for s, _ in values if s is not None]
-        aucs = [a for _, a in values if a is not None]
-        print(f"  {monday}     {np.mean(shares):.2f}       {np.mean(aucs):.3f}" if aucs else f"  {monday}     {np.mean(shares):.2f}")
+        all_ = np.mean([a for a, _, _ in values if a is not None])
+        pol = np.mean([p for _, p, _ in values if p is not None])
+        aucs = [u for _, _, u in values if u is not None]
+        print(f"  {monday}     {all_:.2f}              {pol:.2f}                  {np.mean(aucs):.3f}")
     print("\npolicy fires on (replayed = source + 4746 days):")
     for when in fired:
         ev = next(h for h in history if h.ds == when)
-        print(f"  {when} (source {when - OFFSET}): drift share {ev.drift_share:.2f}")
+        drop = next((h.auc_drop for h in history if h.ds == when - timedelta(days=1)), None)
+        print(f"  {when} (source {when - OFFSET}): policy drift share {ev.drift_share:.2f}, "
+              f"AUC drop of the day before {drop:+.3f}" if drop is not None else f"  {when}: {ev.drift_share:.2f}")
     print("\ncolumns most often drifted (days):", ", ".join(f"{c} {n}" for c, n in drifted_counter.most_common(8)))
     return 0
 

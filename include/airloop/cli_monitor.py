@@ -19,7 +19,10 @@ def cmd_monitor(args) -> int:
     from airloop.storage import PartitionNotFound, open_lake
 
     settings = _settings()
-    lake, store, config = open_lake(settings), MonitoringStore(settings.registry_url), MonitorConfig.from_env()
+    from airloop.usecase import load_use_case
+
+    config = MonitorConfig.from_env(load_use_case(settings.use_case))
+    lake, store = open_lake(settings), MonitoringStore(settings.registry_url)
     policy = DriftPolicy.from_env()
     for day in ds_range(args.start, args.end or args.start):
         ds = day.isoformat()

@@ -1,6 +1,7 @@
 """When does drift call for retraining? A small, pure policy over the daily monitoring series.
 
-A day *breaches* when its drift share reaches ``drift_share_threshold`` or its realized AUC fell
+A day *breaches* when its drift share (over the non-context columns: see
+:func:`airloop.monitor.policy_drift_share`) reaches ``drift_share_threshold`` or its realized AUC fell
 by at least ``auc_drop_threshold`` below the champion's reference AUC. The policy **fires** on day
 ``D`` when:
 
@@ -162,7 +163,9 @@ def evidence_from_rows(rows: Iterable[dict]) -> list[DayEvidence]:
             continue
         day = days.setdefault(parse_ds(row["ds"]), {"model_version": row.get("model_version")})
         if row["kind"] == "drift":
-            day["drift_share"] = row.get("drift_share")
+            # The policy's share leaves out context columns (weather); older rows lack it.
+            policy_share = row.get("policy_drift_share")
+            day["drift_share"] = policy_share if policy_share is not None else row.get("drift_share")
             day["drifted_columns"] = tuple(row.get("drifted_column_names") or ())
             day["model_version"] = row.get("model_version")
         elif row["kind"] == "performance":

@@ -93,6 +93,11 @@ class MonitorConfig:
     :param outcome_lag_days: the performance check of day ``D`` evaluates day ``D - lag``, whose
         flights have landed and were ingested by the time ``D`` is scored.
     :param late_minutes: a flight is late when its arrival delay exceeds this.
+    :param context_columns: columns that vary from day to day by nature (the weather, and the
+        score that follows it): tested and reported, but left out of the *policy* drift share
+        (see :func:`policy_drift_share`). Default: the use case's
+        ``extras["monitor_context_columns"]``; ``AIRLOOP_MONITOR_CONTEXT_COLUMNS`` (comma list,
+        ``-`` for none) overrides it.
     """
 
     min_rows: int = 50
@@ -100,10 +105,19 @@ class MonitorConfig:
     html_sample_rows: int = 5000
     outcome_lag_days: int = 1
     late_minutes: int = 15
+    context_columns: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls) -> "MonitorConfig":
+    def from_env(cls, use_case=None) -> "MonitorConfig":
+        from airloop.config import env_str
+
+        raw = env_str("AIRLOOP_MONITOR_CONTEXT_COLUMNS", "")
+        if raw:
+            context = tuple(c.strip() for c in raw.split(",") if c.strip() and c.strip() != "-")
+        else:
+            context = tuple((use_case.extras if use_case is not None else {}).get("monitor_context_columns", ()))
         return cls(
+            context_columns=context,
             min_rows=env_int("AIRLOOP_MONITOR_MIN_ROWS", cls.min_rows),
             html_max_bytes=env_int("AIRLOOP_MONITOR_HTML_MAX_BYTES", cls.html_max_bytes),
             html_sample_rows=env_int("AIRLOOP_MONITOR_HTML_SAMPLE_ROWS", cls.html_sample_rows),
@@ -193,6 +207,26 @@ def parse_drift_json(body: dict) -> dict[str, Any]:
         "drifted_column_names": sorted(c for c, v in columns.items() if v["drifted"]),
         "columns": columns,
     }
+
+
+def is_context_column(column: str, context_columns) -> bool:
+    """``column`` is one of ``context_columns`` (also as a feature view's ``view__name``)."""
+    return any(column == c or column.endswith(f"__{c}") or column.endswith(f":{c}") for c in context_columns)
+
+
+def policy_drift_share(columns: dict[str, dict], context_columns) -> tuple[float | None, list[str]]:
+    """Share of drifted columns among those that are not context columns, and their names.
+
+    A day's weather is one weather regime: against a reference pooled over weeks it "drifts"
+    every day (on the real 2013 data: every weather column on 274 of 274 days). Those columns
+    stay in the report; the retraining policy counts the others (schedule, traffic, aircraft,
+    delay statistics) and judges weather-driven degradation by the realized AUC instead.
+    """
+    policy = {c: v for c, v in columns.items() if not is_context_column(c, context_columns)}
+    if not policy:
+        return None, []
+    drifted = sorted(c for c, v in policy.items() if v["drifted"])
+    return len(drifted) / len(policy), drifted
 
 
 def parse_classification_json(body: dict) -> dict[str, float | None]:
@@ -310,6 +344,8 @@ def drift_report(
     result.body = snapshot.dict()
     parsed = parse_drift_json(result.body)
     result.metrics.update({k: parsed[k] for k in ("drift_share", "drifted_columns", "n_columns", "drifted_column_names")})
+    result.metrics["policy_drift_share"], policy_drifted = policy_drift_share(parsed["columns"], config.context_columns)
+    result.metrics["context_columns"] = sorted(c for c in parsed["columns"] if is_context_column(c, config.context_columns))
     result.body["airloop"] = {"columns": parsed["columns"], "null_columns": null_columns,
                               "rows_current": len(current), "rows_reference": len(reference)}  # fmt: skip
     result.status = OK
@@ -456,7 +492,7 @@ def read_report(lake: "Lake", ds: str, kind: str, logical_name: str = "report.ht
 
 # --- SQL: headline numbers and drift events ---------------------------------------------------
 
-_METRIC_COLUMNS = ("drift_share", "drifted_columns", "n_columns", "auc", "reference_auc", "auc_drop", "accuracy",
+_METRIC_COLUMNS = ("drift_share", "policy_drift_share", "drifted_columns", "n_columns", "auc", "reference_auc", "auc_drop", "accuracy",
                    "precision", "recall", "f1", "log_loss", "positive_rate", "mean_score", "calibration_error")  # fmt: skip
 
 
@@ -719,9 +755,11 @@ def monitor_drift(
     """
     from airloop.storage import open_lake
 
+    from airloop.usecase import load_use_case
+
     lake = lake or open_lake(settings)
     store = store or MonitoringStore(settings.registry_url)
-    config = config or MonitorConfig.from_env()
+    config = config or MonitorConfig.from_env(load_use_case(settings.use_case))
     ds = str(ds)
     current = load_current(lake, ds)
     version = _single_version(current)

@@ -154,3 +154,10 @@ def test_evidence_from_metric_rows_merges_kinds_and_ignores_non_ok():
     day = evidence[0]
     assert (day.ds, day.model_version, day.drift_share, day.auc_drop) == (date(2026, 3, 1), 3, 0.6, 0.02)
     assert day.drifted_columns == ("distance",)
+
+
+def test_evidence_prefers_the_policy_drift_share():
+    rows = [{"ds": "2026-03-01", "kind": "drift", "status": "ok", "model_version": 1, "drift_share": 0.6,
+             "policy_drift_share": 0.1, "drifted_column_names": ["temp"]}]  # fmt: skip
+    (day,) = evidence_from_rows(rows)
+    assert day.drift_share == 0.1 and not POLICY.breaches(day)

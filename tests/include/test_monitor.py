@@ -325,3 +325,26 @@ def test_monitor_performance_of_an_unscored_day_is_skipped(env):
 def test_report_prefix_refuses_unknown_kinds():
     with pytest.raises(ValueError, match="unknown report kind"):
         monitor.report_prefix("2026-03-01", "quality")
+
+
+def test_context_columns_are_reported_but_left_out_of_the_policy_share(ref):
+    current = inputs(900, seed=12)
+    current["origin_delay_rate_7d"] = current["origin_delay_rate_7d"] + 0.4  # only this one (and the score?) moves
+    config = MonitorConfig(min_rows=50, context_columns=("origin_delay_rate_7d", "score"))
+    result = drift_report("2026-03-05", ref, current, config=config)
+    assert "origin_delay_rate_7d" in result.metrics["drifted_column_names"]
+    assert result.metrics["context_columns"] == ["origin_delay_rate_7d", "score"]
+    drifted_other = [c for c in result.metrics["drifted_column_names"] if c not in ("origin_delay_rate_7d", "score")]
+    assert result.metrics["policy_drift_share"] == pytest.approx(len(drifted_other) / 4)  # carrier, origin, distance, hour
+    assert result.metrics["policy_drift_share"] < result.metrics["drift_share"]
+
+
+def test_context_columns_match_feature_view_names_and_come_from_the_use_case(monkeypatch):
+    from airloop.usecase import load_use_case
+
+    assert monitor.is_context_column("origin_weather__temp", ("temp",))
+    assert not monitor.is_context_column("temperature_delta", ("temp",))
+    config = MonitorConfig.from_env(load_use_case("airloop.usecases.flights:USE_CASE"))
+    assert {"temp", "precip", "score"} <= set(config.context_columns) and "distance" not in config.context_columns
+    monkeypatch.setenv("AIRLOOP_MONITOR_CONTEXT_COLUMNS", "-")
+    assert MonitorConfig.from_env(load_use_case("airloop.usecases.flights:USE_CASE")).context_columns == ()

@@ -125,21 +125,38 @@ def monitoring_page(days: list[dict], events: list[dict], *, start: str, end: st
         alert = " <span class='badge alert'>retraining triggered</span>" if ds in fired else ""
         rows.append(
             f"<tr id='ds-{ds}'><td>{escape(ds)}{alert}</td>"
-            f"<td class='num'>{fmt(drift and drift.get('drift_share'), 2)}</td>"
+            f"<td class='num'>{_share_cell(drift)}</td>"
             f"<td>{_drifted(drift)}</td>"
             f"<td class='num'>{fmt(perf and perf.get('auc'))}</td><td class='num'>{fmt(perf and perf.get('auc_drop'))}</td>"
             f"<td>{_status(perf, 'performance')}</td>"
             f"<td>{_report_link(base, ds, 'drift', day.get('drift_report'))} "
             f"{_report_link(base, ds, 'performance', day.get('performance_report'))}</td></tr>"
         )
-    legend = ("<p class='muted'>Drift share: share of monitored columns (inputs and score) whose distribution moved "
-              f"away from the champion's training sample; the dashed line is the policy threshold ({threshold:.2f}). "
+    legend = ("<p class='muted'>Drift share: share of monitored columns whose distribution moved away from the "
+              "champion's training sample, over the columns the retraining policy counts (day-to-day context such as "
+              "the weather is reported but left out; 'all' counts every column); the dashed line is the policy "
+              f"threshold ({threshold:.2f}). "
               "AUC: ROC AUC of the day's predictions on its realized outcomes (known a day later).</p>")  # fmt: skip
     table = (
         "<table class='monitoring'><tr><th>date</th><th>drift share</th><th>drifted columns / notes</th><th>AUC</th>"
         "<th>AUC drop</th><th>outcomes</th><th>reports</th></tr>" + "".join(rows) + "</table>"
     )
     return page("Monitoring", form + chart + legend + table, base=base)
+
+
+def policy_share(drift: dict) -> float | None:
+    """The drift share the retraining policy uses (context columns left out), else the overall one."""
+    value = drift.get("policy_drift_share")
+    return value if value is not None else drift.get("drift_share")
+
+
+def _share_cell(drift: dict | None) -> str:
+    if not drift or policy_share(drift) is None:
+        return fmt(None)
+    overall = drift.get("drift_share")
+    if drift.get("policy_drift_share") is not None and overall is not None and overall != drift["policy_drift_share"]:
+        return f"{policy_share(drift):.2f} <span class='muted'>(all {overall:.2f})</span>"
+    return f"{policy_share(drift):.2f}"
 
 
 def _drifted(drift: dict | None) -> str:
@@ -201,9 +218,10 @@ def trend_chart(days: list[dict], fired: Iterable[str] = (), *, threshold: float
     for ds in ticks:
         anchor = "start" if ds == ticks[0] and len(ticks) > 1 else "end" if ds == ticks[-1] and len(ticks) > 1 else "middle"
         out.append(f"<text x='{x(ds):.1f}' y='{height - bottom + 16}' text-anchor='{anchor}'>{ds}</text>")
-    for key, kind, color, label in (("drift_share", "drift", "#7c4dff", "drift share"),
+    for key, kind, color, label in (("policy", "drift", "#7c4dff", "drift share"),
                                     ("auc", "performance", "#0f9d58", "AUC")):  # fmt: skip
-        points = [(d["ds"], d[kind][key]) for d in days if d.get(kind) and d[kind].get(key) is not None]
+        value = policy_share if key == "policy" else (lambda row: row.get("auc"))
+        points = [(d["ds"], value(d[kind])) for d in days if d.get(kind) and value(d[kind]) is not None]
         if len(points) > 1:
             path = " ".join(f"{'M' if i == 0 else 'L'}{x(ds):.1f},{y(v):.1f}" for i, (ds, v) in enumerate(points))
             out.append(f"<path class='series-{kind}' d='{path}' fill='none' stroke='{color}' stroke-width='2'/>")
