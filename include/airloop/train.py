@@ -464,6 +464,9 @@ def train_candidate(
     train, valid, split = time_split(frame, spec)
     categories = infer_categories(train, features)
     params = booster_params(spec, overrides)
+    constraints = {c: int(d) for c, d in spec.monotone.items() if c in features and c not in categories}
+    if constraints and "monotone_constraints" not in params:
+        params["monotone_constraints"] = constraints
 
     started = time.perf_counter()
     booster = fit_xgboost(train, features, categories, label, params, device.device)

@@ -84,6 +84,8 @@ class ModelSpec:
     :param max_null_share: most nulls a feature column may have (share of rows).
     :param null_share_limits: per-column exceptions for features that are sparse by nature
         (e.g. a wind gust is only reported when there is one).
+    :param monotone: known directions, feature -> ``1`` (risk rises with it) or ``-1``; XGBoost
+        enforces them as monotone constraints (numeric features present in the training set).
     :param min_slice_rows: slices with fewer validation rows are left out of the worst slice.
     :param reference_rows: rows of the ``reference.parquet`` sample kept for monitoring.
     :param window_days: default training window (days of data ending at the newest partition).
@@ -102,6 +104,7 @@ class ModelSpec:
     min_class_rows: int = 50
     max_null_share: float = 0.5
     null_share_limits: dict[str, float] = field(default_factory=dict)
+    monotone: dict[str, int] = field(default_factory=dict)
     min_slice_rows: int = 200
     reference_rows: int = 5000
     window_days: int = 90

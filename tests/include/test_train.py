@@ -398,3 +398,20 @@ def test_cpu_work_follows_the_default_queue(monkeypatch):
     assert profile("cpu").queue == profile("default").queue == "cpu"
     monkeypatch.setenv("AIRLOOP_DEFAULT_QUEUE", "batch")
     assert profile("cpu").queue == "batch" and profile("train").queue == "gpu"
+
+
+def test_monotone_directions_are_enforced_on_present_numeric_features(training_set):
+    spec = replace(SPEC, monotone={"origin_dep_delay_mean_1d": 1, "carrier": 1, "not_a_feature": -1})
+    candidate = train_candidate(training_set, spec, device=CPU, overrides={"num_boost_round": 40})
+    assert candidate.params["monotone_constraints"] == {"origin_dep_delay_mean_1d": 1}
+    import xgboost as xgb
+
+    from airloop.train import predict
+
+    booster = xgb.Booster()
+    booster.load_model(bytearray(candidate.model_bytes))
+    rows = training_set.frame.head(300)
+    history = rows["origin_dep_delay_mean_1d"]
+    low = predict(booster, rows.assign(origin_dep_delay_mean_1d=history), candidate.feature_columns, candidate.categories)
+    high = predict(booster, rows.assign(origin_dep_delay_mean_1d=history + 25), candidate.feature_columns, candidate.categories)
+    assert np.all(high >= low - 1e-7) and high.mean() > low.mean()

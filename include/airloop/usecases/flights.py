@@ -153,6 +153,14 @@ MODEL = ModelSpec(
     max_null_share=0.5,
     # Gusts are only reported when there are some: ~85% of hourly observations have none.
     null_share_limits={"wind_gust": 0.98},
+    # More recent departure delays and late arrivals at the carrier, origin or route never make a
+    # flight *less* likely to be late: enforced, so the model cannot learn noise the other way.
+    monotone={
+        f"{entity}_{stat}_{window}": 1
+        for entity in ("carrier", "origin", "route")
+        for stat in ("dep_delay_mean", "delayed_share")
+        for window in ("1d", "7d", "28d")
+    },
     min_slice_rows=200,
     reference_rows=5000,
     window_days=90,
