@@ -1115,11 +1115,41 @@ def _entity_key_protos(frame: "pd.DataFrame", view: ViewLayout, config):
 
 def online_timestamps(store, view: ViewLayout, frame: "pd.DataFrame") -> list:
     """The event timestamps the online store holds for the entities of ``frame`` (None: absent)."""
-    fv = store.get_feature_view(view.name)
+    fv = store.get_feature_view(view.name, allow_registry_cache=True)
+    if store.config.online_store.type == "sqlite":
+        return _sqlite_online_timestamps(store, fv, view, frame)
     provider = store._get_provider()  # the provider is Feast's documented online-store interface
-    with feast_sqlite_adapters():
-        rows = provider.online_read(store.config, fv, _entity_key_protos(frame, view, store.config), None)
+    rows = provider.online_read(store.config, fv, _entity_key_protos(frame, view, store.config), None)
     return [ts for ts, _ in rows]
+
+
+def _sqlite_online_timestamps(store, fv, view: ViewLayout, frame: "pd.DataFrame") -> list:
+    """Event timestamps straight from Feast's SQLite table: one row per entity, no feature decoding.
+
+    Feast's ``online_read`` decodes every feature of every entity to return one timestamp; this
+    reads the rows of one feature only (an entity's features share their timestamp). The value is
+    what Feast stores: epoch seconds of the naive UTC instant, read back as Feast does.
+    """
+    import sqlite3
+
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.infra.online_stores.sqlite import _table_id
+
+    config = store.config
+    table = _table_id(config.project, fv, config.registry.enable_online_feature_view_versioning)
+    keys = [serialize_entity_key(k, entity_key_serialization_version=config.entity_key_serialization_version)
+            for k in _entity_key_protos(frame, view, config)]
+    found: dict[bytes, datetime] = {}
+    with contextlib.closing(sqlite3.connect(config.online_store.path, timeout=30)) as conn:
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for key, event_ts in conn.execute(
+                f'SELECT entity_key, event_ts FROM "{table}" WHERE feature_name = ? AND entity_key IN ({marks})',
+                [view.features[0], *chunk],
+            ):
+                found[bytes(key)] = datetime.fromtimestamp(int(event_ts))
+    return [found.get(k) for k in keys]
 
 
 def materialize(
