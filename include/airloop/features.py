@@ -33,7 +33,6 @@ that file come from the environment, else from :func:`feast_environment`'s defau
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -49,7 +48,6 @@ from zoneinfo import ZoneInfo
 from airloop.config import env_str
 from airloop.dates import day_window, ds_range, parse_ds
 from airloop.storage import (
-    LocalLake,
     PartitionNotFound,
     frame_to_parquet,
     partition_prefix,

@@ -14,9 +14,9 @@ import pytest
 
 from airloop import features as F
 from airloop.dates import day_window
-from airloop.storage import list_partitions, read_partition_frame
+from airloop.storage import read_partition_frame
 from airloop.training_set import build_training_set
-from feature_helpers import D0, D1, D2, leakage_lake, local, publish_raw, flight, A
+from feature_helpers import D0, D1, D2, leakage_lake, local
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -281,3 +281,9 @@ def test_feast_leaves_sqlite_datetime_binding_alone(settings, hand_lake, store, 
         conn.execute("INSERT INTO t VALUES ('2013-01-06 05:00:00')")
         found = conn.execute("SELECT count(*) FROM t WHERE ts >= ?", (datetime(2013, 1, 6, 0, 0),)).fetchone()[0]
     assert found == 1
+
+
+def test_default_feature_service_is_the_use_cases(settings):
+    assert F.FEATURE_SERVICE == F.default_feature_service(settings) == "flight_delay_v1"
+    with pytest.raises(AttributeError):
+        F.NOT_A_SETTING  # noqa: B018
