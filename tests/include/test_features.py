@@ -287,3 +287,17 @@ def test_default_feature_service_is_the_use_cases(settings):
     assert F.FEATURE_SERVICE == F.default_feature_service(settings) == "flight_delay_v1"
     with pytest.raises(AttributeError):
         F.NOT_A_SETTING  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "ds, utc_hour",
+    [("2026-03-07", 7), ("2026-03-08", 7), ("2026-03-09", 6), ("2026-10-31", 6), ("2026-11-01", 7), ("2026-11-02", 7)],
+    ids=["before-spring", "spring-forward", "after-spring", "before-fall", "fall-back", "after-fall"],
+)
+def test_prediction_time_across_daylight_saving_stays_within_the_snapshot_ttl(settings, ds, utc_hour):
+    """02:00 New York (02:00 does not exist on the spring-forward day: Python reads it as 03:00
+    EDT = 07:00 UTC); the snapshot taken at that day's midnight is 2-3 h old, inside the 6 h TTL."""
+    instant = F.prediction_time(ds, settings=settings)
+    assert instant.utcoffset().total_seconds() == 0 and (instant.hour, instant.minute) == (utc_hour, 0)
+    age = instant - day_window(ds, "America/New_York")[0]
+    assert 2 * 3600 <= age.total_seconds() <= 3 * 3600
