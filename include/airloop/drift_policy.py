@@ -136,11 +136,16 @@ class DriftPolicy:
         today = by_day[anchor]
         streak: list[DayEvidence] = []
         day = anchor
+        reached_last_fire = False
         while day in by_day and self.breaches(by_day[day]) and by_day[day].model_version == today.model_version:
             if last_fire is not None and day <= last_fire:
+                reached_last_fire = True
                 break
             streak.insert(0, by_day[day])
             day -= timedelta(days=1)
+        if len(streak) < self.consecutive_days and reached_last_fire:
+            return Decision(ds, False, f"same drift episode as the firing on {last_fire}: {len(streak)} breaching "
+                            f"day(s) since, {self.consecutive_days} needed after a {self.cooldown_days}-day cooldown", streak)  # fmt: skip
         if len(streak) < self.consecutive_days:
             return Decision(ds, False, f"{len(streak)} consecutive breaching day(s), {self.consecutive_days} needed", streak)
         if last_fire is not None and (ds - last_fire).days <= self.cooldown_days:

@@ -71,6 +71,8 @@ def test_one_episode_fires_once_then_cooldown():
     assert fired == [START + timedelta(days=2)]
     decision = POLICY.decide(START + timedelta(days=9), history, fired)
     assert not decision.fire and "cooldown" in decision.reason
+    decision = POLICY.decide(START + timedelta(days=3), history, fired)
+    assert not decision.fire and f"same drift episode as the firing on {START + timedelta(days=2)}" in decision.reason
 
 
 def test_after_cooldown_a_new_streak_after_the_firing_can_fire_again():

@@ -24,7 +24,8 @@ MODEL = "flight_delay_xgb"
 def day_frame(n, seed, shift=False):
     rng = np.random.default_rng(seed)
     out = pd.DataFrame({
-        "carrier": rng.choice(["AA", "DL", "UA"], n), "flight": rng.integers(1, 9000, n), "origin": "JFK",
+        "carrier": rng.choice(["AA", "DL", "UA"], n, p=[0.8, 0.1, 0.1] if shift else None),
+        "flight": rng.integers(1, 9000, n), "origin": "JFK",
         "dest": rng.choice(["LAX", "SFO", "ORD"], n),
         "sched_dep_ts": pd.Timestamp("2026-03-02T12:00Z") + pd.to_timedelta(np.arange(n), unit="min"),
         "distance": rng.normal(2500 if shift else 1000, 300, n), "sched_hour": rng.integers(15 if shift else 5, 23, n),
@@ -132,7 +133,8 @@ def test_policy_operator_fires_once_per_episode_with_window(env):
         except AirflowSkipException as exc:
             outcomes.append((ds, "skipped", str(exc)))
     assert [o[1] for o in outcomes] == ["skipped", "fired", "skipped", "skipped"]
-    assert "1 consecutive breaching day" in outcomes[0][2] and "1 consecutive" in outcomes[2][2]
+    assert "1 consecutive breaching day" in outcomes[0][2]
+    assert "same drift episode as the firing on 2026-03-03" in outcomes[2][2]
     assert "cooldown" in outcomes[3][2]  # a fresh 2-day streak after the firing, but in cooldown
     extra = outcomes[1][2]
     assert extra == calls[0] and len(calls) == 1
