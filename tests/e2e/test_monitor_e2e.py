@@ -30,7 +30,7 @@ KEY = ["carrier", "flight", "origin", "dest", "sched_dep_ts"]
 def day_frame(n: int, seed: int, shift: bool) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({
-        "carrier": rng.choice(["AA", "B6", "DL", "UA"], n), "flight": np.arange(n), "origin": rng.choice(["EWR", "JFK"], n),
+        "carrier": rng.choice(["AA", "B6", "DL", "UA"], n, p=[0.7, 0.1, 0.1, 0.1] if shift else None), "flight": np.arange(n), "origin": rng.choice(["EWR", "JFK"], n),
         "dest": rng.choice(["LAX", "ORD", "SFO"], n),
         "sched_dep_ts": pd.Timestamp("2026-05-01T10:00Z") + pd.to_timedelta(np.arange(n), unit="min"),
         "distance": rng.normal(2400 if shift else 1100, 250, n), "sched_hour": rng.integers(14 if shift else 5, 23, n),
