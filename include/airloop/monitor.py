@@ -347,6 +347,9 @@ def drift_report(
     result.metrics["policy_drift_share"], policy_drifted = policy_drift_share(parsed["columns"], config.context_columns)
     result.metrics["context_columns"] = sorted(c for c in parsed["columns"] if is_context_column(c, config.context_columns))
     result.body["airloop"] = {"columns": parsed["columns"], "null_columns": null_columns,
+                              "context_columns": result.metrics["context_columns"],
+                              "policy_drift_share": result.metrics["policy_drift_share"],
+                              "policy_drifted_columns": policy_drifted,
                               "rows_current": len(current), "rows_reference": len(reference)}  # fmt: skip
     result.status = OK
     if null_columns:
