@@ -21,9 +21,17 @@ from airloop.registry import (
 )
 from airloop.storage import LocalLake, sha256_bytes
 
-from conftest import port_open
-
 MODEL = "test_model"
+
+
+def port_open(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
