@@ -53,7 +53,13 @@ def settings_for(workdir: Path):
     return Settings.from_env()
 
 
-def prepare(workdir: Path, days: list[date] = DAYS, train: tuple[date, date] = (DAYS[1], DAYS[-2]), load_source: bool = True) -> dict:
+def prepare(
+    workdir: Path | None,
+    days: list[date] = DAYS,
+    train: tuple[date, date] = (DAYS[1], DAYS[-2]),
+    load_source: bool = True,
+    feature_days: list[date] | None = None,
+) -> dict:
     """Source, raw and feature partitions of ``days``, Feast applied, a promoted 200-tree model."""
     import xgboost as xgb
 
@@ -74,7 +80,7 @@ def prepare(workdir: Path, days: list[date] = DAYS, train: tuple[date, date] = (
         for table in use_case.tables:
             ingest_day(table, day, settings)
     features.apply_definitions(settings)
-    for day in days:
+    for day in feature_days or days:
         features.compute_features(day, settings=settings)
     training = build_training_set(*train, settings=settings)
     dtrain = xgb.DMatrix(
@@ -272,7 +278,8 @@ def backfill_through_the_scheduler(days: int) -> None:
                 "import sys; sys.path.insert(0, {bench!r}); import bench_predict as b; from datetime import date, timedelta; "
                 "first = date.fromisoformat({first!r}); last = date.fromisoformat({last!r}); "
                 "days = [first - timedelta(days=i) for i in range({back}, 0, -1)] + [first + timedelta(days=i) for i in range((last - first).days + 1)]; "
-                "import json; print(json.dumps(b.prepare(None, days, (first - timedelta(days=8), first - timedelta(days=2)), load_source=False)))"
+                "import json; print(json.dumps(b.prepare(None, days, (first - timedelta(days=8), first - timedelta(days=2)), load_source=False, "
+                "feature_days=[d for d in days if d >= first - timedelta(days=11)])))"
             ).format(bench=str(Path(__file__).parent), first=scored[0].isoformat(), last=scored[-1].isoformat(), back=STAT_LOOKBACK_DAYS + 12)
             out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1800)
             if out.returncode != 0:
