@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pendulum
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, IdentityMapper, PartitionedAssetTimetable
 
 from airloop.dagconfig import TIMEZONE, default_args, ds_param
@@ -30,8 +31,13 @@ with the `ds` param.
    the AUC falls `AIRLOOP_DRIFT_AUC_DROP` (0.05) below the champion's reference AUC on
    `AIRLOOP_DRIFT_CONSECUTIVE_DAYS` (3) consecutive days under the same champion, outside a
    `AIRLOOP_DRIFT_COOLDOWN_DAYS` (14) cooldown. Then it updates the **drift** asset with the
-   evidence and a suggested training window (`window_start`, `window_end`), which triggers
-   `train_model`, and sends a drift alert. Otherwise the task is *skipped* with the reason.
+   evidence and a suggested training window (`window_start`, `window_end`) and sends a drift
+   alert. Otherwise the task is *skipped* with the reason (and so is the next task).
+4. **trigger_retraining**: starts `train_model` on that window (run id `drift__D`, so a rerun
+   never starts a second retraining). Why not only the asset: in Airflow 3.3 an asset event
+   emitted by a *partitioned* run carries its partition key, and such events do not queue
+   non-partitioned consumers (`AssetManager._queue_dagruns`), so `train_model`'s schedule on
+   the drift asset cannot fire from here; the explicit trigger carries the same window.
 
 Reports: `reports/ds=D/drift/` and `reports/ds=D/performance/` (HTML + complete JSON); numbers:
 `monitoring_metrics` in the registry database. See them under **Airloop > Monitoring** in the
@@ -55,4 +61,16 @@ with DAG(
     drift = DriftReportOperator(task_id="drift_report")
     performance = PerformanceReportOperator(task_id="performance_report")
     policy = DriftPolicyOperator(task_id="drift_policy", outlets=[DRIFT], notifier=drift_notifier())
-    [drift, performance] >> policy
+    fired = "ti.xcom_pull(task_ids='drift_policy')"
+    retrain = TriggerDagRunOperator(
+        task_id="trigger_retraining",
+        trigger_dag_id="train_model",
+        trigger_run_id="drift__{{ %s['ds'] }}" % fired,
+        conf={
+            "window_start": "{{ %s['window_start'] }}" % fired,
+            "window_end": "{{ %s['window_end'] }}" % fired,
+            "reason": "drift on {{ %s['ds'] }}: {{ %s['reason'] }}" % (fired, fired),
+        },
+        skip_when_already_exists=True,
+    )
+    [drift, performance] >> policy >> retrain

@@ -93,14 +93,16 @@ def monitor(stack, ds: str):
 
 
 def retraining_runs(stack):
-    return [r for r in stack.runs("train_model") if r.run_type == "asset_triggered"]
+    """train_model runs started by monitoring (asset-triggered, or by its trigger_retraining task)."""
+    return [r for r in stack.runs("train_model") if r.run_type == "asset_triggered" or r.run_id.startswith("drift__")]
 
 
 def test_calm_days_are_monitored_and_fire_no_retraining(monitored_stack):
     stack = monitored_stack
     for ds in CALM:
         run, states = monitor(stack, ds)
-        assert states == {"drift_report": "success", "performance_report": "success", "drift_policy": "skipped"}, ds
+        assert states == {"drift_report": "success", "performance_report": "success", "drift_policy": "skipped",
+                          "trigger_retraining": "skipped"}, ds
         assert "did not fire" in stack.task_log("monitor_model", run.run_id, "drift_policy")
     assert retraining_runs(stack) == []
 
@@ -128,10 +130,13 @@ def test_drifted_days_fire_exactly_one_retraining_with_the_suggested_window(moni
     time.sleep(10)  # nothing else may arrive
     assert len(retraining_runs(stack)) == 1
     stack.pause("train_model")  # the retraining itself is train_model's test; spare the CPU
-    events = stack.api("GET", f"/api/v2/dags/train_model/dagRuns/{retrain.run_id}/upstreamAssetEvents")["asset_events"]
-    (event,) = events
-    assert event["extra"]["ds"] == "2026-06-03"
-    assert (event["extra"]["window_start"], event["extra"]["window_end"]) == ("2026-05-06", "2026-06-02")
+    assert retrain.run_id == "drift__2026-06-03"
+    assert (retrain.conf["window_start"], retrain.conf["window_end"]) == ("2026-05-06", "2026-06-02")
+    assert retrain.conf["reason"].startswith("drift on 2026-06-03: 3 consecutive breaching days")
+    # The drift asset event carries the evidence too (for lineage and partition-aware consumers).
+    body = stack.api("GET", "/api/v2/assets/events", params={"limit": 50, "order_by": "-timestamp"})
+    (event,) = [e for e in body["asset_events"] if e["uri"] == "airloop://monitoring/drift"]
+    assert event["extra"]["ds"] == "2026-06-03" and event["extra"]["window_end"] == "2026-06-02"
     assert event["extra"]["drift_share"] >= 0.5 and "distance" in event["extra"]["drifted_columns"]
 
     store = MonitoringStore(f"sqlite:///{stack.data_dir / 'registry.db'}")
