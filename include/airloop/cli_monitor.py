@@ -112,8 +112,16 @@ def cmd_season(args) -> int:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         print(f"[season] no Airflow at {url}: starting airflow standalone (log: {log_path})", flush=True)
         airflow = str(Path(sys.executable).parent / "airflow")
+        import secrets
+
+        env = dict(os.environ)
+        # One signing secret for every component: without it each one makes its own and the
+        # api-server rejects the tasks' tokens ("Signature verification failed").
+        env.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(32))
+        env.setdefault("AIRFLOW__API__SECRET_KEY", secrets.token_urlsafe(32))
         with open(log_path, "ab") as log:
-            started = subprocess.Popen([airflow, "standalone"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            started = subprocess.Popen([airflow, "standalone"], stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True, env=env)  # fmt: skip
         deadline = time.monotonic() + 300
         while not _airflow_up(url):
             if started.poll() is not None or time.monotonic() > deadline:
