@@ -8,7 +8,7 @@ wait is bounded; a timeout raises :class:`StackError` with the tail of the relev
 Tests drive it through the same interfaces a user has: the ``airflow`` CLI (:meth:`cli`) and the
 REST API (:meth:`api`, with a token from the simple auth manager). Helpers cover what tests
 need most: :meth:`unpause`, :meth:`backfill`, :meth:`trigger`, :meth:`wait_for_runs`,
-:meth:`task_instances`, :meth:`task_log`.
+:meth:`task_instances`, :meth:`asset_events`, :meth:`task_log`, :meth:`explain`.
 
 Starting processes is serialized across developers by the caller: run the tests under
 ``flock /tmp/airloop-e2e.lock ...`` on shared machines.
@@ -145,7 +145,8 @@ class AirflowStack:
 
     def start(self, *, wait_for: Iterable[str] = (), timeout: float = 300) -> "AirflowStack":
         """Migrate the DB, run ``airloop setup``, start the services, wait for ``wait_for`` DAGs."""
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         self.home.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "airflow.cfg", self.home / "airflow.cfg")
@@ -161,11 +162,16 @@ class AirflowStack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: teardown kills the whole tree
+                preexec_fn=_die_with_parent,
             )
             log.close()
         self._wait(self._api_ready, deadline, "the api-server to answer", "api-server")
         for dag_id in wait_for:
             self.wait_for_dag(dag_id, timeout=max(1.0, deadline - time.monotonic()))
+        self.started_in_s = time.monotonic() - started
+        (self.home / "stack.log").write_text(
+            f"stack started in {self.started_in_s:.1f} s at {self.base_url}\nhome {self.home}\n"
+        )
         return self
 
     def _run_step(self, cmd: list[str], name: str, deadline: float) -> None:
@@ -347,6 +353,11 @@ class AirflowStack:
         body = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
         return body["task_instances"]
 
+    def asset_events(self, **filters: str) -> list[dict]:
+        """Asset events, oldest first; filter by ``source_dag_id``, ``source_run_id``, ``source_task_id``."""
+        body = self.api("GET", "/api/v2/assets/events", params={"limit": 1000, "order_by": "timestamp", **filters})
+        return body["asset_events"]
+
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         """The task's log as text (from the log files the tasks wrote under this home)."""
         base = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
@@ -399,6 +410,16 @@ class AirflowStack:
                 shutil.copy(log, artifacts / log.name)
             if (self.home / "logs").exists():
                 shutil.copytree(self.home / "logs", artifacts / "task-logs", dirs_exist_ok=True)
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies (killed by a timeout, Ctrl-C twice),
+    so no scheduler outlives its test session on a shared machine (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _as_datetime(value: str) -> str:

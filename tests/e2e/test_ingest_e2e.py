@@ -71,6 +71,13 @@ def test_backfill_ingests_each_day_exactly_and_reruns_identically(airflow_stack,
     for run in runs:
         assert run.state == "success", stack.explain(DAG_ID, run)
 
+    # Each run updated both raw-zone assets, tagged with its day (downstream DAGs read it).
+    for run in runs:
+        events = stack.asset_events(source_dag_id=DAG_ID, source_run_id=run.run_id)
+        assert sorted(e["name"] for e in events) == ["airloop_raw_flights", "airloop_raw_weather"]
+        assert {e["extra"]["ds"] for e in events} == {run.partition_key}
+        assert {e["partition_key"] for e in events} == {run.partition_key}
+
     lake = lake_of(stack)
     for day in DAYS:
         expected = source_counts(loaded_source, day)
@@ -124,15 +131,34 @@ def test_dags_test_writes_the_s3_lake_on_a_real_s3_server(airflow_stack, loaded_
     setup = airflow_stack.airloop("setup", "--skip-pools", env=env)
     assert setup.returncode == 0 and f"bucket {bucket} created" in setup.stdout, setup.stderr[-2000:]
 
-    airflow_stack.cli("dags", "test", DAG_ID, "--conf", json.dumps({"ds": day.isoformat()}), timeout=300, env=env)
+    # `dags test` runs the tasks in its own process with this environment; with the DAG paused the
+    # stack's scheduler leaves that run alone (unpaused, it would run the tasks itself).
+    airflow_stack.pause(DAG_ID)
+    result = airflow_stack.cli("dags", "test", DAG_ID, "--conf", json.dumps({"ds": day.isoformat()}), timeout=300, env=env)
+    log = (result.stdout + result.stderr)[-6000:]
 
     lake = S3Lake(f"s3://{bucket}/lake", endpoint_url=s3_env)
     expected = source_counts(loaded_source, day)
     for table in TABLES:
-        assert list_partitions(lake, f"raw/{table}") == [f"raw/{table}/ds={day}"]
+        assert list_partitions(lake, f"raw/{table}") == [f"raw/{table}/ds={day}"], log
         manifest = require_manifest(lake, f"raw/{table}/ds={day}")
         quarantined = require_manifest(lake, f"quarantine/{table}/ds={day}")["rows"]
         assert manifest["rows"] + quarantined == expected[table] > 0
         assert len(read_partition_frame(lake, f"raw/{table}/ds={day}")) == manifest["rows"]
     # Nothing of this run went to the stack's local lake.
     assert not lake_of(airflow_stack).list_keys(f"raw/flights/ds={day}/")
+
+
+def test_a_day_outside_the_replayed_year_is_skipped_not_failed(airflow_stack):
+    """A run for 2025-12-29 (the day before the replayed source starts) ends green with skips."""
+    stack = airflow_stack
+    stack.unpause(DAG_ID)
+    run = stack.trigger(DAG_ID, partition_key="2025-12-29")
+    (done,) = stack.wait_for_runs(DAG_ID, 1, timeout=300, where=lambda r: r.run_id == run.run_id)
+    assert done.state == "success", stack.explain(DAG_ID, done)
+    states = {ti["task_id"]: ti["state"] for ti in stack.task_instances(DAG_ID, run.run_id)}
+    assert set(states.values()) == {"skipped"}, states
+    log = stack.task_log(DAG_ID, run.run_id, "extract_flights")
+    assert "outside the replayed source, which covers 2025-12-30" in log
+    assert stack.asset_events(source_dag_id=DAG_ID, source_run_id=run.run_id) == []
+    assert not lake_of(stack).list_keys("raw/flights/ds=2025-12-29/")
