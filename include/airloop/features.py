@@ -48,7 +48,9 @@ from zoneinfo import ZoneInfo
 from airloop.config import env_str
 from airloop.dates import day_window, ds_range, parse_ds
 from airloop.storage import (
+    MANIFEST_NAME,
     LocalLake,
+    PartitionCorrupt,
     PartitionNotFound,
     frame_to_parquet,
     partition_prefix,
@@ -880,14 +882,44 @@ def read_feature_rows(
         return pq.ParquetFile(pa.BufferReader(files["part.parquet"])).read(columns=columns)
 
     if isinstance(lake, LocalLake):
-        # Small local files: threads only add contention (measured slower than a plain loop).
-        tables = [t for t in map(read, days) if t is not None]
+        return _read_local_feature_rows(lake, view, days, first_day=first_day, strict=strict)
     else:
         with ThreadPoolExecutor(max_workers=min(8, max(1, len(days)))) as pool:  # wait on the network in parallel
             tables = [t for t in pool.map(read, days) if t is not None]
     if not tables:
         return None
     return _utc_micros(pa.concat_tables(tables, promote_options="permissive"), view.timestamp_field)
+
+
+def _read_local_feature_rows(lake: "LocalLake", view: ViewLayout, days: list[date], *, first_day, strict) -> "pa.Table | None":
+    """:func:`read_feature_rows` on a local lake: each file checked against its manifest's sha256,
+    then all decoded by one parallel DuckDB ``read_parquet`` (about twice as fast as one
+    pyarrow read per small file)."""
+    files = []
+    for day in days:
+        prefix = f"{view.lake_prefix}/ds={day.isoformat()}"
+        base = lake.local_path(prefix)
+        if not (base / MANIFEST_NAME).is_file():
+            if not strict or (first_day is not None and day < first_day):
+                continue
+            raise MissingFeaturePartition(
+                f"feature partition {lake.uri(prefix)} is missing: compute features for {day} first "
+                f"(`airloop features compute {day}` or the materialize_features DAG)"
+            )
+        manifest = json.loads((base / MANIFEST_NAME).read_bytes())
+        for entry in manifest["files"]:
+            if entry["logical_name"] != "part.parquet":
+                continue
+            path = base / entry["name"]
+            if not path.is_file() or sha256_bytes(path.read_bytes()) != entry["sha256"]:
+                raise PartitionCorrupt(f"{lake.uri(prefix)}/{entry['name']} is missing or does not match its manifest's sha256")
+            files.append(str(path))
+    if not files:
+        return None
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    columns = ", ".join(_quote(c) for c in [*view.join_keys, view.timestamp_field, *view.features])
+    table = _duckdb().sql(f"SELECT {columns} FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false)").to_arrow_table()
+    return _utc_micros(table, view.timestamp_field)
 
 
 def _duckdb():

@@ -301,3 +301,13 @@ def test_prediction_time_across_daylight_saving_stays_within_the_snapshot_ttl(se
     assert instant.utcoffset().total_seconds() == 0 and (instant.hour, instant.minute) == (utc_hour, 0)
     age = instant - day_window(ds, "America/New_York")[0]
     assert 2 * 3600 <= age.total_seconds() <= 3 * 3600
+
+
+def test_tampered_feature_file_is_refused(settings, hand_lake, store):
+    from airloop.storage import PartitionCorrupt
+
+    compute(settings, hand_lake, D0, D1)
+    key = next(k for k in hand_lake.list_keys(f"features/route_delay_stats/ds={D0}/") if k.endswith(".parquet"))
+    hand_lake.local_path(key).write_bytes(hand_lake.read_bytes(key)[:-10] + b"0123456789")
+    with pytest.raises(PartitionCorrupt, match="route_delay_stats"):
+        build_training_set(D1, D1, settings=settings, store=store, lake=hand_lake)
