@@ -5,10 +5,11 @@ Declarative only. The rows behind each view are computed from the raw zone by
 published as ``features/<view>/ds=D/`` in the lake. Timestamps are replayed UTC instants.
 
 Time semantics (see docs/ARCHITECTURE.md): the rows of day D are predicted as of D 02:00
-New York time. Delay statistics and aircraft attributes are daily snapshots stamped with the
-instant day D closes (local midnight) and use only flights that had landed before that instant;
-weather rows are the hourly observations, stamped with their hour. The TTLs below make a lookup
-at 02:00 see the snapshot of the night before and never an older one.
+New York time. Every view is a daily snapshot stamped with the instant day D closes (local
+midnight), when D's raw data is ingested: delay statistics use only flights that had landed
+before that instant; weather is each airport's last observation of D; aircraft attributes come
+from the planes table. A lookup at D 02:00 thus needs only partitions up to D-1, the data that
+exists at that hour. The TTL makes it see the snapshot of the night before and never an older one.
 
 Environment (read when this file is loaded; ``airloop.features`` sets them from its settings):
 ``AIRLOOP_FEAST_OFFLINE_ROOT`` (the local lake folder the duckdb offline store reads),
@@ -33,8 +34,7 @@ PG_SCHEMA = os.environ.get("AIRLOOP_FEAST_PG_SCHEMA", "feast")
 # A daily snapshot stamped at local midnight is looked up at 02:00 (2 to 3 hours later across
 # daylight-saving switches); 6 hours never reaches back to the snapshot of the day before.
 DAILY_SNAPSHOT_TTL = timedelta(hours=6)
-# Hourly observations: the latest one at or before the instant, at most 3 hours old.
-WEATHER_TTL = timedelta(hours=3)
+WEATHER_TTL = DAILY_SNAPSHOT_TTL
 WINDOWS = ("1d", "7d", "28d")
 
 
@@ -77,7 +77,7 @@ aircraft = Entity(name="aircraft", join_keys=["tailnum"], value_type=ValueType.S
 
 # --- Feature views ----------------------------------------------------------------------------
 
-# Hourly weather observed at the departure airport.
+# The last weather observation of the day at the departure airport.
 origin_weather = FeatureView(
     name="origin_weather",
     entities=[origin_airport],
@@ -95,7 +95,7 @@ origin_weather = FeatureView(
     ],
     source=lake_source("origin_weather"),
     online=True,
-    tags={"cadence": "hourly", "lake_prefix": "features/origin_weather"},
+    tags={"cadence": "daily", "lake_prefix": "features/origin_weather"},
 )
 
 # Delay record of the airline over the last 1, 7 and 28 days.

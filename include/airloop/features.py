@@ -287,6 +287,7 @@ class ViewLayout:
     features: tuple[str, ...]
     dtypes: tuple[str, ...]
     lake_prefix: str
+    daily_snapshot: bool = False  # tag cadence=daily: partition D's rows are all stamped when D closes
 
 
 @dataclass(frozen=True)
@@ -328,6 +329,7 @@ def _view_layout(view, join_keys_of: dict[str, str], features: list[str] | None 
         features=tuple(wanted),
         dtypes=tuple(dtypes[f] for f in wanted),
         lake_prefix=(view.tags or {}).get("lake_prefix", f"{FEATURES_ZONE}/{view.name}"),
+        daily_snapshot=(view.tags or {}).get("cadence") == "daily",
     )
 
 
@@ -738,6 +740,11 @@ def compute_features(
         context = FeatureContext(day, use_case.timezone, start, end, settings.replay_offset_days, dimensions)
         frame = view_spec.compute(day, frames, context)
         validate_feature_frame(frame, layout, f"{view_spec.name} for {day}")
+        if layout.daily_snapshot and len(frame) and (frame[layout.timestamp_field] != context.timestamp(end)).any():
+            raise FeatureSchemaMismatch(
+                f"{view_spec.name} for {day}: a daily snapshot view (tag cadence=daily) must stamp every row "
+                f"with the instant {day} closes ({end.isoformat()}); nothing was written"
+            )
         expected_before = sorted(
             d.isoformat() for table, lookback in view_spec.inputs.items()
             for d in ds_range(day - timedelta(days=lookback), day) if d < first_day
@@ -845,10 +852,14 @@ def _partition_days_for(view: ViewLayout, first: datetime, last: datetime, tz: s
     """Partitions that can hold rows of ``view`` with timestamps in ``[first - ttl, last]``."""
     zone = ZoneInfo(tz)
     low = (first - (view.ttl or timedelta(0))).astimezone(zone)
+    high = last.astimezone(zone)
     # A partition D holds instants of local day D and the instant D closes (= start of D + 1),
     # so a row at a local midnight may sit in the partition of the day before.
     first_day = low.date() - timedelta(days=1 if low.time() == time(0) else 0)
-    return ds_range(first_day, last.astimezone(zone).date())
+    # A daily snapshot's rows are all at the close of D: none of D's is at or before an instant
+    # inside D (a lookup at D 02:00 needs D-1 at the latest, the data that exists by then).
+    last_day = high.date() - timedelta(days=1) if view.daily_snapshot else high.date()
+    return ds_range(first_day, last_day) if last_day >= first_day else []
 
 
 def read_feature_rows(

@@ -42,7 +42,7 @@ def test_ingest_backfill_triggers_features_per_partition(airflow_stack):
     lake = LocalLake(stack.data_dir / "lake")
     for day in DAYS:
         weather = read_partition_frame(lake, f"features/origin_weather/ds={day}")
-        assert set(weather["origin"]) == {"EWR", "JFK", "LGA"} and len(weather) >= 60
+        assert sorted(weather["origin"]) == ["EWR", "JFK", "LGA"]  # each airport's last report of the day
     stats = read_partition_frame(lake, f"features/carrier_delay_stats/ds={DAYS[1]}")
     assert stats["carrier_flights_7d"].gt(stats["carrier_flights_1d"]).any()  # two days of history
 

@@ -129,7 +129,7 @@ def test_no_leakage_in_training_rows(settings, hand_lake, store):
     assert c["carrier_delayed_share_28d"] == 0.0
     assert c["origin_flights_7d"] == 2
     assert c["route_flights_28d"] == 1 and c["route_dep_delay_mean_1d"] == pytest.approx(10.0)
-    assert c["temp"] == 2.0  # the 02:00 observation (at the instant counts), not a later one
+    assert c["temp"] == 23.0  # JFK's last observation of D0: D1's own are not ingested by 02:00
     assert c["aircraft_seats"] == 55 and c["aircraft_age_years"] == 9.0
     # F's aircraft is not in the planes table: nulls, and still a training row.
     assert math.isnan(frame.loc[5, "aircraft_seats"])
@@ -148,12 +148,26 @@ def test_snapshot_of_a_day_is_seen_only_from_the_next_prediction_time(settings, 
     assert list(out.loc[1:, "carrier_flights_1d"]) == [3, 3]
 
 
-def test_weather_ttl_includes_the_boundary_and_expires_after_it(settings, hand_lake, store):
+def test_weather_is_the_last_observation_of_the_day_before(settings, hand_lake, store):
     compute(settings, hand_lake, D0, D1)
     entity = pd.DataFrame({"origin": ["JFK", "EWR", "LGA"], "carrier": ["AA"] * 3, "route": ["JFK-LAX"] * 3, "tailnum": ["N10156"] * 3})
     out = F.features_as_of(entity, local(D1, "02:00"), settings=settings, store=store, lake=hand_lake)
-    assert out["temp"].tolist()[:2] == [2.0, 223.0]  # EWR: 23:00 obs, exactly 3 h old
-    assert math.isnan(out["temp"].iloc[2])  # LGA: 21:00 obs, 5 h old
+    assert out["temp"].tolist() == [23.0, 223.0, 121.0]  # LGA's last report was at 21:00
+    late = F.features_as_of(entity, local(D1, "23:59"), settings=settings, store=store, lake=hand_lake)
+    assert late["temp"].isna().all()  # D0's snapshot is past its TTL, D1's not yet taken
+
+
+def test_lookups_at_prediction_time_need_only_the_days_before(settings, hand_lake, store):
+    """At D 02:00 only D-1 has been ingested: training rows and scoring of D must not need D."""
+    compute(settings, hand_lake, D0, D1)
+    expected = build_training_set(D1, D1, settings=settings, store=store, lake=hand_lake).frame
+    hand_lake.delete([k for k in hand_lake.list_keys("features/") if f"ds={D1}/" in k])
+    assert not [k for k in hand_lake.list_keys("features/") if f"ds={D1}/" in k]
+    again = build_training_set(D1, D1, settings=settings, store=store, lake=hand_lake).frame
+    pd.testing.assert_frame_equal(again, expected)
+    entity = expected[["origin", "carrier", "route", "tailnum"]]
+    scored = F.features_as_of(entity, local(D1, "02:00"), settings=settings, store=store, lake=hand_lake)
+    assert scored["carrier_flights_1d"].tolist() == expected["carrier_flights_1d"].tolist()
 
 
 def test_entity_with_no_history_gets_nulls_not_an_exception(settings, hand_lake, store):
@@ -164,7 +178,7 @@ def test_entity_with_no_history_gets_nulls_not_an_exception(settings, hand_lake,
     out = F.features_as_of(entity, local(D1, "02:00"), settings=settings, store=store, lake=hand_lake)
     assert len(out) == 2
     assert out.loc[0, ["carrier_flights_1d", "route_flights_1d", "aircraft_seats"]].isna().all()
-    assert out.loc[0, "temp"] == 2.0 and out.loc[0, "origin_flights_1d"] == 2
+    assert out.loc[0, "temp"] == 23.0 and out.loc[0, "origin_flights_1d"] == 2
     assert out.loc[1, ["temp", "origin_flights_1d", "route_flights_1d", "aircraft_seats"]].isna().all()
     assert out.loc[1, "carrier_flights_1d"] == 2
 

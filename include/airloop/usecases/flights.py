@@ -234,12 +234,18 @@ def _delay_stats(key: str, key_sql: str, prefix: str):
 
 
 def _origin_weather(ds, frames, ctx):
-    """Hourly observations at each airport, stamped with their hour."""
+    """Each airport's latest observation of day D, stamped with the instant D closes.
+
+    Weather is ingested once a day, after the day closes: at D+1 02:00 the newest observation
+    anyone has is D's last one. Stamping it with its availability (not its hour) keeps nightly
+    scoring and training on the same, really available value.
+    """
     cols = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
-    weather = frames["weather"]
-    out = weather[["origin", "time_hour", *cols]].rename(columns={"time_hour": "event_timestamp"})
+    weather = frames["weather"].sort_values(["origin", "time_hour"])
+    out = weather.drop_duplicates("origin", keep="last")[["origin", *cols]].reset_index(drop=True)
+    out.insert(1, "event_timestamp", ctx.timestamp(ctx.day_end))
     out[cols] = out[cols].astype("float64")
-    return out.sort_values(["origin", "event_timestamp"]).reset_index(drop=True)
+    return out
 
 
 def _aircraft_attributes(ds, frames, ctx):
