@@ -143,7 +143,7 @@ class SourceDatabase:
         The query is parametrized; only identifiers from the use case are spliced in (quoted).
         """
         import pandas as pd
-        from sqlalchemy import text
+        from sqlalchemy import DateTime, bindparam, text
 
         source_start, source_end = _naive_utc(start - self.shift), _naive_utc(end - self.shift)
         col = self._quote(table.time_column)
@@ -153,5 +153,10 @@ class SourceDatabase:
         )
         log.info("extracting %s for source window [%s, %s) from %s", table.name, source_start, source_end, self.safe_url)
         with self._connect() as conn:
-            frame = pd.read_sql(text(query), conn, params={"window_start": source_start, "window_end": source_end})
+            # Typed bind parameters: SQLAlchemy formats the instants itself, so a process-wide
+            # sqlite3 datetime adapter (Feast registers one) cannot change what the query compares.
+            statement = text(query).bindparams(
+                bindparam("window_start", type_=DateTime()), bindparam("window_end", type_=DateTime())
+            )
+            frame = pd.read_sql(statement, conn, params={"window_start": source_start, "window_end": source_end})
         return Extract(table.name, frame, query, source_start, source_end)
