@@ -20,7 +20,7 @@ $(BIN)/.installed: requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q pip==26.3
 	$(BIN)/pip install -r requirements.txt -c constraints.txt
-	$(BIN)/pip install -q --no-deps --no-build-isolation -e . || $(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
 venv: $(BIN)/.installed ## create .venv with the pinned requirements

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from testkit import ARTIFACTS, ROOT, port_open  # noqa: E402,F401  (re-exported for fixtures)
+
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 for extra in (ROOT / "include", ROOT / "plugins"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
-
-ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -40,14 +40,6 @@ def pytest_unconfigure(config):
         import shutil
 
         shutil.rmtree(created, ignore_errors=True)
-
-
-def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from testkit import ROOT
 
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "docker-compose.yml"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from airloop import features as F
-from conftest import port_open
+from testkit import port_open
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 ROOT = Path(__file__).resolve().parents[2]

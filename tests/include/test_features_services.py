@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from airloop import features as F
-from conftest import port_open
+from testkit import port_open
 from feature_helpers import D0, D1, D2, leakage_lake, local
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]

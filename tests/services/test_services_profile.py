@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, port_open
+from testkit import ROOT, port_open
 
 pytestmark = pytest.mark.services
 
