@@ -142,4 +142,4 @@ def test_drifted_days_fire_exactly_one_retraining_with_the_suggested_window(moni
     store = MonitoringStore(f"sqlite:///{stack.data_dir / 'registry.db'}")
     assert [e["ds"] for e in store.drift_events()] == ["2026-06-03"]
     links = stack.api("GET", f"/api/v2/dags/monitor_model/dagRuns/{firing_run.run_id}/taskInstances/drift_report/links")
-    assert links["Evidently report"].endswith("/airloop/reports/2026-06-03/drift")
+    assert links["extra_links"]["Evidently report"].endswith("/airloop/reports/2026-06-03/drift")
