@@ -368,9 +368,12 @@ class AirflowStack:
         for line in path.read_text(errors="replace").splitlines():
             try:
                 event = json.loads(line)
-                lines.append(f"{event.get('level', '')} {event.get('event', '')} {event.get('error_detail', '')}")
             except ValueError:
                 lines.append(line)
+                continue
+            # Structured fields carry the substance (e.g. a skip's "reason", "error_detail").
+            fields = " ".join(f"{k}={v}" for k, v in event.items() if k not in _LOG_NOISE)
+            lines.append(f"{event.get('level', '')} {event.get('event', '')} {fields}".rstrip())
         return "\n".join(lines)
 
     def explain(self, dag_id: str, run: DagRunInfo) -> str:
@@ -410,6 +413,10 @@ class AirflowStack:
                 shutil.copy(log, artifacts / log.name)
             if (self.home / "logs").exists():
                 shutil.copytree(self.home / "logs", artifacts / "task-logs", dirs_exist_ok=True)
+
+
+_LOG_NOISE = {"timestamp", "level", "event", "logger", "run_id", "ti_id", "task_id", "dag_id", "map_index",
+              "try_number", "filename", "lineno", "loc", "logger_name"}  # fmt: skip
 
 
 def _die_with_parent() -> None:
