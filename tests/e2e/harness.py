@@ -354,9 +354,31 @@ class AirflowStack:
         return body["task_instances"]
 
     def asset_events(self, **filters: str) -> list[dict]:
-        """Asset events, oldest first; filter by ``source_dag_id``, ``source_run_id``, ``source_task_id``."""
-        body = self.api("GET", "/api/v2/assets/events", params={"limit": 1000, "order_by": "timestamp", **filters})
-        return body["asset_events"]
+        """Asset events, oldest first; filter by ``source_dag_id``, ``source_run_id``, ``source_task_id``.
+
+        Read from this stack's metadata database rather than ``GET /api/v2/assets/events``:
+        Airflow 3.3.2 answers that endpoint with 500 while any event's triggered run is still
+        queued (its ``start_date`` is null and the response model requires one).
+        """
+        import sqlite3
+
+        allowed = {"source_dag_id", "source_run_id", "source_task_id"}
+        unknown = set(filters) - allowed
+        if unknown:
+            raise ValueError(f"asset_events filters: {sorted(unknown)} not in {sorted(allowed)}")
+        where = "".join(f" AND e.{key} = ?" for key in filters)
+        query = (
+            "SELECT e.id, a.name, a.uri, e.extra, e.source_dag_id, e.source_run_id, e.source_task_id, "
+            "e.partition_key, e.timestamp FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            f"WHERE 1 = 1{where} ORDER BY e.timestamp, e.id"
+        )
+        with sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30) as conn:
+            rows = conn.execute(query, list(filters.values())).fetchall()
+        keys = ("id", "name", "uri", "extra", "source_dag_id", "source_run_id", "source_task_id", "partition_key", "timestamp")
+        events = [dict(zip(keys, row)) for row in rows]
+        for event in events:
+            event["extra"] = json.loads(event["extra"]) if event["extra"] else {}
+        return events
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         """The task's log as text (from the log files the tasks wrote under this home)."""

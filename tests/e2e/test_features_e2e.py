@@ -46,7 +46,7 @@ def test_ingest_backfill_triggers_features_per_partition(airflow_stack):
     stats = read_partition_frame(lake, f"features/carrier_delay_stats/ds={DAYS[1]}")
     assert stats["carrier_flights_7d"].gt(stats["carrier_flights_1d"]).any()  # two days of history
 
-    events = stack.api("GET", "/api/v2/assets/events", params={"source_dag_id": "materialize_features", "limit": 100})["asset_events"]
+    events = stack.asset_events(source_dag_id="materialize_features")
     assert sorted(e["extra"]["ds"] for e in events if e["extra"].get("ds") in keys) == DAYS
 
     # The scheduled runs loaded the online store: it agrees with the offline partitions.

@@ -134,8 +134,7 @@ def test_drifted_days_fire_exactly_one_retraining_with_the_suggested_window(moni
     assert (retrain.conf["window_start"], retrain.conf["window_end"]) == ("2026-05-06", "2026-06-02")
     assert retrain.conf["reason"].startswith("drift on 2026-06-03: 3 consecutive breaching days")
     # The drift asset event carries the evidence too (for lineage and partition-aware consumers).
-    body = stack.api("GET", "/api/v2/assets/events", params={"limit": 50, "order_by": "-timestamp"})
-    (event,) = [e for e in body["asset_events"] if e["uri"] == "airloop://monitoring/drift"]
+    (event,) = [e for e in stack.asset_events() if e["uri"] == "airloop://monitoring/drift"]
     assert event["extra"]["ds"] == "2026-06-03" and event["extra"]["window_end"] == "2026-06-02"
     assert event["extra"]["drift_share"] >= 0.5 and "distance" in event["extra"]["drifted_columns"]
 

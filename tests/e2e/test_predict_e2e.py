@@ -143,7 +143,7 @@ def test_backfill_scores_each_day_once_and_a_rerun_changes_nothing(stack, loaded
         assert (local == day).all()
         assert all(p["partition"].endswith(f"ds={day - timedelta(days=1)}") for p in manifest["inputs"]["partitions"])
 
-    events = stack.api("GET", "/api/v2/assets/events", params={"source_dag_id": DAG_ID, "limit": 100})["asset_events"]
+    events = stack.asset_events(source_dag_id=DAG_ID)
     extras = sorted((e["extra"]["ds"], e["extra"]["model_version"]) for e in events if e["extra"].get("ds") in KEYS)
     assert extras == sorted((k, version) for k in KEYS)
 

@@ -84,7 +84,7 @@ def _assert_ran_on(stack, rows, queue):
 
 
 def _drop_wall_clock_runs(stack, dag_ids, settle_s: float = 8) -> None:
-    """Delete the runs unpausing schedules for *today* (2026-11-24 ingestion, this week's training,
+    """Fail the runs unpausing schedules for *today* (2026-11-24 ingestion, this week's training,
     tonight's scoring): they are about the wall clock, not the replayed days under test, and would
     only compete for the two cores."""
     deadline = time.monotonic() + settle_s
@@ -93,9 +93,10 @@ def _drop_wall_clock_runs(stack, dag_ids, settle_s: float = 8) -> None:
             for run in stack.runs(dag_id):
                 if run.run_type == "scheduled":
                     path = f"/api/v2/dags/{dag_id}/dagRuns/{run.run_id}"
-                    if run.state not in ("success", "failed"):  # a running run cannot be deleted
+                    # Mark them failed, never delete them: a run deleted while the scheduler
+                    # holds it makes the scheduler's next flush fail (StaleDataError) and exit.
+                    if run.state not in ("success", "failed"):
                         stack.api("PATCH", path, json={"state": "failed"}, expect=(200, 404))
-                    stack.api("DELETE", path, expect=(200, 204, 404))
         time.sleep(1)
 
 

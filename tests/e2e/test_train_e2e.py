@@ -91,9 +91,7 @@ def run(stack, dag_id: str, conf: dict, timeout: float = 900):
 
 
 def model_events(stack, run_id: str) -> list[dict]:
-    body = stack.api("GET", "/api/v2/assets/events", params={"source_dag_id": "train_model", "limit": 100})
-    body2 = stack.api("GET", "/api/v2/assets/events", params={"source_dag_id": "rollback_model", "limit": 100})
-    events = body.get("asset_events", []) + body2.get("asset_events", [])
+    events = stack.asset_events(source_dag_id="train_model") + stack.asset_events(source_dag_id="rollback_model")
     return [e for e in events if e.get("source_run_id") == run_id]
 
 

@@ -44,6 +44,8 @@ class SourceExtractOperator(PartitionedOperator):
                 self.table, ds, use_case=self.use_case, source=self.source_hook.source, lake=self.lake_hook.lake
             )
         except OutsideSourceCoverage as exc:
+            # Say why in the task log itself: Airflow logs a skip as a bare "Skipping task."
+            self.log.warning("Skipping %s for %s: %s", self.table, ds, exc)
             raise AirflowSkipException(str(exc)) from None
         self.log.info("Staged %d rows at %s", manifest["rows"], manifest["partition"])
         return {"ds": ds.isoformat(), "rows": manifest["rows"], "staging": manifest["partition"]}
