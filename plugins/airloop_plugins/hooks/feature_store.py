@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from airflow.sdk import BaseHook
+from airloop_plugins.hooks.base import AirloopHook
 
 
-class FeatureStoreHook(BaseHook):
+class FeatureStoreHook(AirloopHook):
     """Open Airloop's Feast feature store (``feature_repo/`` with the profile's ``feature_store*.yaml``).
 
     The store's locations come from the settings and the environment (see
@@ -16,18 +16,6 @@ class FeatureStoreHook(BaseHook):
     """
 
     hook_name = "Airloop feature store"
-
-    def __init__(self, settings=None, **kwargs):
-        super().__init__(**kwargs)
-        self._settings = settings
-
-    @cached_property
-    def settings(self):
-        if self._settings is not None:
-            return self._settings
-        from airloop.config import get_settings
-
-        return get_settings()
 
     @cached_property
     def store(self):

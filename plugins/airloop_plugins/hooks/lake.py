@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from airflow.sdk import BaseHook
+from airloop_plugins.hooks.base import AirloopHook
 
 
-class LakeHook(BaseHook):
+class LakeHook(AirloopHook):
     """Open the lake named by the settings (``AIRLOOP_LAKE_URL``).
 
     With ``lake_conn_id`` naming an Airflow connection (type ``aws``), the S3 credentials and
@@ -21,17 +21,8 @@ class LakeHook(BaseHook):
     hook_name = "Airloop lake"
 
     def __init__(self, lake_conn_id: str | None = None, settings=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(settings=settings, **kwargs)
         self.lake_conn_id = lake_conn_id
-        self._settings = settings
-
-    @cached_property
-    def settings(self):
-        if self._settings is not None:
-            return self._settings
-        from airloop.config import get_settings
-
-        return get_settings()
 
     @cached_property
     def lake(self):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from airflow.sdk import BaseHook
+from airloop_plugins.hooks.base import AirloopHook
 
 
-class ModelRegistryHook(BaseHook):
+class ModelRegistryHook(AirloopHook):
     """Open :class:`airloop.registry.ModelRegistry` at ``AIRLOOP_REGISTRY_URL``.
 
     With ``registry_conn_id`` naming an Airflow connection (e.g. type ``postgres``), the URL
@@ -21,17 +21,8 @@ class ModelRegistryHook(BaseHook):
     hook_name = "Airloop model registry"
 
     def __init__(self, registry_conn_id: str | None = None, settings=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(settings=settings, **kwargs)
         self.registry_conn_id = registry_conn_id
-        self._settings = settings
-
-    @cached_property
-    def settings(self):
-        if self._settings is not None:
-            return self._settings
-        from airloop.config import get_settings
-
-        return get_settings()
 
     @cached_property
     def url(self) -> str:

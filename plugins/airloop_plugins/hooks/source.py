@@ -4,28 +4,16 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from airflow.sdk import BaseHook
+from airloop_plugins.hooks.base import AirloopHook
 
 
-class SourceHook(BaseHook):
+class SourceHook(AirloopHook):
     """Open the upstream source database named by ``AIRLOOP_SOURCE_URL``.
 
     Errors name the URL without its password. The hook keeps no run state.
     """
 
     hook_name = "Airloop source"
-
-    def __init__(self, settings=None, **kwargs):
-        super().__init__(**kwargs)
-        self._settings = settings
-
-    @cached_property
-    def settings(self):
-        if self._settings is not None:
-            return self._settings
-        from airloop.config import get_settings
-
-        return get_settings()
 
     @cached_property
     def source(self):
