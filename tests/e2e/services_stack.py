@@ -108,6 +108,32 @@ class ServicesStack(AirflowStack):
             except ProcessLookupError:
                 raise StackError(f"{name} exited; log tail:\n{tail(self.home / f'{name}.log')}") from None
 
+    def supervise(self, names=("scheduler", "dag-processor", "triggerer")) -> list[str]:
+        """Restart any of ``names`` that exited, as a process supervisor would (compose's
+        ``restart:``, systemd, Kubernetes): Airflow's scheduler exits on a lost database
+        connection by design and relies on one. Returns the services restarted."""
+        commands = {
+            "scheduler": ["scheduler"],
+            "dag-processor": ["dag-processor"],
+            "triggerer": ["triggerer"],
+        }
+        restarted = []
+        for name in names:
+            pid_file = self.home / f"{name}.pid"
+            try:
+                os.kill(int(pid_file.read_text()), 0)
+                continue
+            except (ProcessLookupError, FileNotFoundError, ValueError):
+                pass
+            log = open(self.home / f"{name}.log", "ab")
+            proc = subprocess.Popen(
+                [str(ROOT / ".venv" / "bin" / "airflow"), *commands[name]],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True,
+            )  # fmt: skip
+            pid_file.write_text(str(proc.pid))
+            restarted.append(name)
+        return restarted
+
     def stop_service(self, name: str) -> None:
         """Stop one service the way services-down does (SIGTERM to its group, bounded)."""
         script = f'ROOT={ROOT}; source {ROOT}/scripts/services-env.sh && stop_service {name} 60'
