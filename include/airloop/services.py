@@ -96,14 +96,7 @@ def check_postgres(url: str, *, variable: str = "", timeout_s: float = 5) -> str
 
     parts = urlsplit(url)
     try:
-        conn = psycopg2.connect(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 5432,
-            user=parts.username or "postgres",
-            password=parts.password or None,
-            dbname="postgres",
-            connect_timeout=max(1, int(timeout_s)),
-        )
+        conn = _connect_maintenance_db(url, timeout_s)
     except psycopg2.OperationalError as exc:
         where = f" ({variable})" if variable else ""
         raise ServiceUnavailable(
@@ -166,14 +159,7 @@ def ensure_database(url: str, *, timeout_s: float = 5) -> bool:
     name = parts.path.lstrip("/")
     if not name:
         raise ValueError(f"{redact_url(url)} names no database")
-    conn = psycopg2.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        user=parts.username or "postgres",
-        password=parts.password or None,
-        dbname="postgres",
-        connect_timeout=max(1, int(timeout_s)),
-    )
+    conn = _connect_maintenance_db(url, timeout_s)
     conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     try:
         with conn.cursor() as cur:
@@ -213,3 +199,18 @@ def check_s3(endpoint_url: str, *, timeout_s: float = 5) -> str:
             f"S3 server unavailable at {endpoint_url} (AIRLOOP_S3_ENDPOINT_URL): {exc}"
         ) from None
     return f"S3 server at {endpoint_url}"
+
+
+def _connect_maintenance_db(url: str, timeout_s: float):
+    """Connect to the ``postgres`` maintenance database of the server named by ``url``."""
+    import psycopg2
+
+    parts = urlsplit(url)
+    return psycopg2.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password or None,
+        dbname="postgres",
+        connect_timeout=max(1, int(timeout_s)),
+    )
