@@ -142,10 +142,9 @@ def _yaml_file(settings: "Settings") -> Path:
     return path
 
 
-def repo_config(settings: "Settings"):
-    """The Feast ``RepoConfig`` of the profile's yaml, with its ``${VAR}`` filled in."""
+def repo_yaml(settings: "Settings") -> dict:
+    """The profile's ``feature_store*.yaml`` as plain data, with its ``${VAR}`` filled in (no Feast import)."""
     import yaml
-    from feast.repo_config import RepoConfig
 
     values = feast_environment(settings)
     text = _yaml_file(settings).read_text()
@@ -153,7 +152,15 @@ def repo_config(settings: "Settings"):
     if missing:
         raise FeatureError(f"{_yaml_file(settings)} uses {missing}, which are not set")
     text = re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), os.environ.get(m.group(1), "")), text)
-    raw = yaml.safe_load(text)
+    return yaml.safe_load(text)
+
+
+def repo_config(settings: "Settings"):
+    """The Feast ``RepoConfig`` of the profile's yaml, with its ``${VAR}`` filled in."""
+    from feast.repo_config import RepoConfig
+
+    values = feast_environment(settings)
+    raw = repo_yaml(settings)
     config = RepoConfig(**raw)
     config.repo_path = Path(settings.feature_repo)
     registry_url = values["AIRLOOP_FEAST_REGISTRY_PATH"]
@@ -355,19 +362,25 @@ def service_layout_from_definitions(definitions: Definitions, name: str) -> Serv
     )
 
 
-def service_layout(store, name: str) -> ServiceLayout:
-    """The feature service ``name`` as registered (what is served), read from Feast's registry."""
+def service_layout(store, name: str, *, allow_cache: bool = True) -> ServiceLayout:
+    """The feature service ``name`` as registered (what is served), read from Feast's registry.
+
+    Processes that should not import Feast read it with
+    :func:`airloop.registered_layout.registered_layout` instead.
+
+    :param allow_cache: may answer from Feast's registry cache (``cache_ttl_seconds``).
+    """
     from feast.errors import FeatureServiceNotFoundException
 
     try:
-        service = store.get_feature_service(name, allow_cache=True)
+        service = store.get_feature_service(name, allow_cache=allow_cache)
     except FeatureServiceNotFoundException:
         raise FeatureError(
             f"feature service {name!r} is not in the Feast registry; run `airloop setup` "
             "(or `airloop features apply`) first"
         ) from None
-    views = {v.name: v for v in store.registry.list_feature_views(store.project, allow_cache=True)}
-    entities = {e.name: e for e in store.registry.list_entities(store.project, allow_cache=True)}
+    views = {v.name: v for v in store.registry.list_feature_views(store.project, allow_cache=allow_cache)}
+    entities = {e.name: e for e in store.registry.list_entities(store.project, allow_cache=allow_cache)}
     return _service_layout(service, views, entities)
 
 
@@ -572,17 +585,23 @@ def apply_definitions(settings: "Settings", *, store=None, definitions: Definiti
         current = definitions_hash(registered) if any(registered.values()) else None
         if current == wanted:
             log.info("Feast registry already holds definitions %s; nothing to apply", wanted[:12])
-            return ApplyResult(False, wanted, current, len(definitions.objects))
-        problems = check_compatible(registered, proposed)
-        if problems:
-            raise IncompatibleDefinitionChange(
-                "the feature repo changes registered definitions incompatibly; nothing was applied:\n  - "
-                + "\n  - ".join(problems)
-            )
-        with feast_sqlite_adapters():
-            store.apply(definitions.objects)
-        log.info("applied Feast definitions %s (registry had %s)", wanted[:12], (current or "nothing")[:12])
-        return ApplyResult(True, wanted, current, len(definitions.objects))
+            result = ApplyResult(False, wanted, current, len(definitions.objects))
+        else:
+            problems = check_compatible(registered, proposed)
+            if problems:
+                raise IncompatibleDefinitionChange(
+                    "the feature repo changes registered definitions incompatibly; nothing was applied:\n  - "
+                    + "\n  - ".join(problems)
+                )
+            with feast_sqlite_adapters():
+                store.apply(definitions.objects)
+            log.info("applied Feast definitions %s (registry had %s)", wanted[:12], (current or "nothing")[:12])
+            result = ApplyResult(True, wanted, current, len(definitions.objects))
+        # Scoring reads the services' layouts from these records instead of importing Feast.
+        from airloop.registered_layout import record_registered_layouts
+
+        record_registered_layouts(settings, store)
+        return result
 
 
 # --- computing feature partitions ------------------------------------------------------------
@@ -1070,6 +1089,7 @@ def features_as_of(
     store=None,
     lake=None,
     through: date | None = None,
+    layout: ServiceLayout | None = None,
 ) -> "pd.DataFrame":
     """Features of every row of ``entity_df`` as of one instant (scoring): latest value per entity.
 
@@ -1079,6 +1099,8 @@ def features_as_of(
 
     :param through: read no partition after this day (the skew check compares with an online
         store materialized through it).
+    :param layout: the service's registered layout when the caller has it (then neither
+        ``store`` nor Feast is needed; see :mod:`airloop.registered_layout`).
     :returns: ``entity_df``'s columns, ``event_timestamp`` (= ``as_of``) and the features.
     """
     import pandas as pd
@@ -1087,10 +1109,10 @@ def features_as_of(
 
     if as_of.tzinfo is None:
         raise FeatureError(f"as_of must be timezone-aware, got {as_of!r}")
-    store = store or feature_store(settings)
     lake = lake or open_lake(settings)
     use_case = _use_case(settings)
-    layout = service_layout(store, feature_service or default_feature_service(settings))
+    if layout is None:
+        layout = service_layout(store or feature_store(settings), feature_service or default_feature_service(settings))
     frame = entity_df.drop(columns=[EVENT_TIMESTAMP], errors="ignore").assign(
         **{EVENT_TIMESTAMP: pd.Timestamp(as_of).tz_convert("UTC")}
     )

@@ -249,29 +249,26 @@ class FeatureLookup:
 
         return self.feature_service or features.default_feature_service(self.settings)
 
-    @cached_property
-    def store(self):
-        from airloop import features
-
-        return features.feature_store(self.settings)
-
     def columns(self) -> list[str]:
-        """The model inputs this service provides (request-time columns, then features)."""
-        from airloop import features
+        """The model inputs this service provides as registered (request-time columns, then features)."""
+        return [*self._use_case.features.request_columns, *self.layout.feature_names]
 
-        return list(features.feature_columns(self.service_name, settings=self.settings))
+    @cached_property
+    def _use_case(self) -> "UseCase":
+        from airloop.usecase import load_use_case
+
+        return self.use_case or load_use_case(self.settings.use_case)
 
     def input_partitions(self, ds: date) -> list[str]:
         """Lake prefixes checked (and recorded as lineage) before day ``ds`` is scored."""
-        from airloop.usecase import load_use_case
-
-        return upstream_partitions(ds, self.use_case or load_use_case(self.settings.use_case))
+        return upstream_partitions(ds, self._use_case)
 
     @cached_property
     def layout(self):
-        from airloop import features
+        """The service's registered layout, without importing Feast when the lake's record is current."""
+        from airloop.registered_layout import registered_layout
 
-        return features.service_layout(self.store, self.service_name)
+        return registered_layout(self.settings, self.service_name, lake=self.lake)
 
     def lookup(self, rows: "pd.DataFrame", as_of: datetime) -> "pd.DataFrame":
         """One row per row of ``rows`` (same order): the model inputs (:meth:`columns`), float64.
@@ -344,7 +341,7 @@ class FeatureLookup:
         ).astype({k: entities[k].dtype for k in join_keys})
         try:
             found = features.features_as_of(
-                probe, as_of, settings=self.settings, feature_service=self.service_name, store=self.store, lake=self.lake
+                probe, as_of, settings=self.settings, feature_service=self.service_name, lake=self.lake, layout=self.layout
             )
         except features.MissingFeaturePartition as exc:
             raise UpstreamNotReadyError(str(exc)) from None
