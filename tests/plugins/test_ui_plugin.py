@@ -188,6 +188,20 @@ def test_monitoring_page_shows_chart_table_links_and_missing_reports(client, air
     assert f"{auc:.3f}" in row_02
 
 
+def test_monitoring_page_says_when_a_long_day_was_tested_on_a_sample(client, airflow_auth, monitored, airloop_env):
+    from airloop import monitor
+    from airloop.storage import open_lake
+
+    config = monitor.MonitorConfig(test_max_rows=300)
+    result = monitor.drift_report("2026-03-05", frame(2000, 1), frame(800, 5), model_version=2, config=config)
+    monitored.upsert(result, report_prefix=monitor.publish_report(open_lake(airloop_env), result), measured_on="2026-03-05")
+    html = client.get("/monitoring", cookies={"_token": airflow_auth}).text
+    row_05 = html[html.index("id='ds-2026-03-05'") :].split("</tr>")[0]
+    assert "tested on a seeded sample of 300 of 800 current rows" in row_05
+    row_02 = html[html.index("id='ds-2026-03-02'") :].split("</tr>")[0]
+    assert "sample" not in row_02
+
+
 def test_monitoring_date_filter_and_bad_dates(client, airflow_auth, monitored):
     html = client.get("/monitoring?start=2026-03-03&end=2026-03-03", cookies={"_token": airflow_auth}).text
     assert "id='ds-2026-03-03'" in html and "id='ds-2026-03-02'" not in html

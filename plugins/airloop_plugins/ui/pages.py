@@ -165,8 +165,11 @@ def _drifted(drift: dict | None) -> str:
     if drift.get("status") != "ok":
         return f"<span class='warn'>skipped: {escape(drift.get('message') or '')}</span>"
     names = drift.get("drifted_column_names") or []
-    nulls = drift.get("null_columns") or []
-    note = f" <span class='warn'>(entirely null: {escape(', '.join(nulls))})</span>" if nulls else ""
+    # The check's own notes: columns entirely null (not tested), a long day tested on a sample.
+    message = drift.get("message") or ""
+    if not message and drift.get("null_columns"):
+        message = f"entirely null: {', '.join(drift['null_columns'])}"
+    note = f" <span class='warn'>({escape(message)})</span>" if message else ""
     return (escape(", ".join(names)) if names else "<span class='muted'>none</span>") + note
 
 
