@@ -155,11 +155,13 @@ def worker_end_to_end(workdir: Path, rows: int, chunk_rows: int) -> dict:
     template = _template(settings, use_case)
     as_of = prediction_time(SCORED, use_case)
     lookup = FeatureLookup(settings, mv.feature_service, lake=lake, use_case=use_case)
-    # One-off start-up outside the clock (reported apart): Feast imports, its registry, the
-    # service layout. The feature retrieval itself (partitions read, latest row per entity)
+    # One-off start-up outside the clock (reported apart): the service layout (from the lake's
+    # record, or Feast), DuckDB's import. The feature retrieval itself (partitions read, latest row per entity)
     # happens inside the clock, on the first chunk.
     t = time.perf_counter()
     lookup.columns(), lookup.layout
+    import duckdb  # noqa: F401  (the lookup's engine: a one-off import per process, like Feast's was)
+
     warmup_s = time.perf_counter() - t
     timings = {"generate": 0.0, "features": 0.0, "predict": 0.0}
 
@@ -390,7 +392,7 @@ def throughput(args, workdir: Path) -> None:
         ratio = e2e["rows_per_s"] / raw["rows_per_s"]
         print(f"goal e2e >= 50% of raw at {rows:,}: {ratio:.0%} -> {'met' if ratio >= 0.5 else 'NOT met'}"
               f"  (output {e2e['output_mb']:.0f} MB; {e2e['rows_missing_features']:,} rows lack some feature;"
-              f" one-off Feast start-up {e2e['warmup_s']:.1f} s not in e2e)")
+              f" one-off start-up (layout, imports) {e2e['warmup_s']:.1f} s not in e2e)")
     if len(results) >= 2:
         small, large = min(results), max(results)
         growth = results[large][0]["peak_rss_mb"] / results[small][0]["peak_rss_mb"]

@@ -497,3 +497,34 @@ def test_publish_removes_the_previous_files_but_never_unknown_ones(settings, lak
     names = {k.rsplit("/", 1)[1] for k in lake.list_keys(prediction_prefix(DAY) + "/")}
     assert new != old and new <= names and not (old - new) & names
     assert pending.rsplit("/", 1)[1] in names
+
+
+def test_a_failing_background_write_fails_the_stream_and_does_not_hang(tmp_path):
+    """The Parquet writer thread's error reaches the caller (here: the output folder is missing)."""
+    import pyarrow as pa
+
+    from airloop.predict import _ParquetSink
+
+    sink = _ParquetSink({"part": tmp_path / "missing" / "part.parquet"})
+    table = pa.table({"score": pa.array([0.5], pa.float32())})
+    with pytest.raises(Exception, match="missing"):
+        for _ in range(5):  # the error surfaces at a later put or at close, never a hang
+            sink.put({"part": table})
+        sink.close()
+    sink.abort()
+    assert not (tmp_path / "missing").exists()
+
+
+def test_background_writes_keep_chunk_order(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airloop.predict import _ParquetSink
+
+    sink = _ParquetSink({"part": tmp_path / "part.parquet"})
+    for start in range(0, 50, 10):
+        sink.put({"part": pa.table({"row": pa.array(range(start, start + 10), pa.int64())})})
+    sink.close()
+    written = pq.ParquetFile(tmp_path / "part.parquet")
+    assert written.metadata.num_row_groups == 5
+    assert written.read().column("row").to_pylist() == list(range(50))
