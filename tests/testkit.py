@@ -6,6 +6,7 @@ the module name ``conftest`` is ambiguous and resolves to whichever was loaded l
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -20,3 +21,13 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def repo_copy(tmp_path: Path, edit=None) -> Path:
+    """A copy of feature_repo/ with ``edit(text) -> text`` applied to its definitions."""
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("__pycache__"))
+    if edit:
+        path = repo / "definitions.py"
+        path.write_text(edit(path.read_text()))
+    return repo

@@ -300,7 +300,7 @@ def rows_to_test(current: "pd.DataFrame", ds: str, max_rows: int) -> "pd.DataFra
     """``current``, or a seeded uniform sample of ``max_rows`` of it (in row order) when longer."""
     if not max_rows or len(current) <= max_rows:
         return current
-    return current.sample(n=max_rows, random_state=day_seed(ds)).sort_index()
+    return _sample(current, max_rows, seed=day_seed(ds)).sort_index()
 
 
 def _render_html(snapshot, banner: str | None) -> bytes:

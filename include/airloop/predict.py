@@ -617,11 +617,10 @@ class _ParquetSink:
         writers: dict[str, pq.ParquetWriter] = {}
         try:
             while (tables := self._queue.get()) is not None:
-                if self._error is None:
-                    for name, table in tables.items():
-                        if name not in writers:
-                            writers[name] = pq.ParquetWriter(self.paths[name], table.schema, compression="zstd")
-                        writers[name].write_table(table, row_group_size=table.num_rows)
+                for name, table in tables.items():
+                    if name not in writers:
+                        writers[name] = pq.ParquetWriter(self.paths[name], table.schema, compression="zstd")
+                    writers[name].write_table(table, row_group_size=table.num_rows)
         except BaseException as exc:  # handed to the caller
             self._error = exc
             while self._queue.get() is not None:  # drain until the caller stops
@@ -640,9 +639,7 @@ class _ParquetSink:
 
     def close(self) -> None:
         """Write what is queued, close the files, and raise the thread's error if it had one."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+        self.abort()
         self._raise()
 
     def abort(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,20 +13,10 @@ from pathlib import Path
 import pytest
 
 from airloop import features as F
-from testkit import port_open
+from testkit import port_open, repo_copy
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def repo_copy(tmp_path: Path, edit=None) -> Path:
-    """A copy of feature_repo/ with ``edit(text) -> text`` applied to its definitions."""
-    repo = tmp_path / "feature_repo"
-    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("__pycache__"))
-    if edit:
-        path = repo / "definitions.py"
-        path.write_text(edit(path.read_text()))
-    return repo
 
 
 def registered(settings) -> str:

@@ -12,7 +12,7 @@ import pytest
 from airloop import features as F
 from airloop import registered_layout as R
 from feature_helpers import D0, D1, leakage_lake
-from test_features_apply import repo_copy
+from testkit import repo_copy
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SERVICE = "flight_delay_v1"
