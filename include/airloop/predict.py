@@ -560,7 +560,9 @@ def score_stream(
             absent = [c for c in feature_columns if c not in feats.columns]
             if absent:
                 raise FeatureMismatchError(f"the feature lookup did not return the model inputs {absent}")
-            matrix = feats[feature_columns].to_numpy(dtype="float64", na_value=np.nan)
+            # The lookup's frame usually holds exactly the model inputs, in order: no selection copy.
+            inputs = feats if list(feats.columns) == feature_columns else feats[feature_columns]
+            matrix = inputs.to_numpy(dtype="float64", na_value=np.nan)
             unknown = np.isnan(matrix)
             stats.rows_missing_features += int(unknown.any(axis=1).sum())
             missing_by_feature += unknown.sum(axis=0)

@@ -195,3 +195,15 @@ def test_lookup_reuses_entities_with_null_keys_across_chunks(feature_env):
     assert lookup._latest["aircraft_attributes"][0].is_unique
     pd.testing.assert_frame_equal(first, second)
     assert first.loc[rows.index[:3], "aircraft_seats"].isna().all()
+
+
+@pytest.mark.parametrize("dtype", ["string", "object"])
+def test_route_equals_concatenating_every_row(dtype):
+    """The flights use case builds ``route`` per distinct pair; the same values as per row, nulls kept."""
+    from airloop.usecases.flights import _route
+
+    origin = pd.Series(["JFK", "LGA", None, "EWR", "JFK", "LGA"], dtype=dtype, index=range(10, 16))
+    dest = pd.Series(["LAX", "ORD", "SFO", None, "LAX", "LAX"], dtype=dtype, index=range(10, 16))
+    pd.testing.assert_series_equal(_route(origin, dest), origin + "-" + dest)
+    empty = origin.iloc[:0]
+    pd.testing.assert_series_equal(_route(empty, dest.iloc[:0]), empty + "-" + dest.iloc[:0])

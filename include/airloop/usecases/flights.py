@@ -263,10 +263,22 @@ def _aircraft_attributes(ds, frames, ctx):
     return out.drop_duplicates("tailnum").sort_values("tailnum").reset_index(drop=True)
 
 
+def _route(origin, dest):
+    """``origin + "-" + dest``, built once per distinct pair (a day has a few hundred, a scoring
+    chunk 200,000 rows): less than half the time of concatenating every row's strings."""
+    import pandas as pd
+
+    origin_codes, origins = pd.factorize(origin, use_na_sentinel=False)
+    dest_codes, dests = pd.factorize(dest, use_na_sentinel=False)
+    pair_codes, pairs = pd.factorize(origin_codes.astype("int64") * len(dests) + dest_codes)
+    names = pd.Series(origins.take(pairs // len(dests))) + "-" + pd.Series(dests.take(pairs % len(dests)))
+    return pd.Series(names.array.take(pair_codes), index=origin.index)
+
+
 def _flight_entities(frame, timezone: str):
     """Join keys and request-time columns of flights; uses schedule columns only."""
     out = frame.copy()
-    out["route"] = out["origin"] + "-" + out["dest"]
+    out["route"] = _route(out["origin"], out["dest"])
     out["sched_hour"] = out["hour"].astype("int64")
     out["day_of_week"] = out["sched_dep_ts"].dt.tz_convert(timezone).dt.dayofweek.astype("int64")
     out["month"] = out["month"].astype("int64")
