@@ -10,13 +10,14 @@ One run prints figures and ratios (no pass/fail of its own beyond the goals it r
 * **raw**: ``Booster.inplace_predict`` alone on the same feature rows already in memory
   (a float32 matrix), the limit.
 
-Each measurement runs in its own subprocess so its peak RSS (``ru_maxrss``) is its own.
+Each measurement runs in its own subprocess so its peak RSS (``ru_maxrss``) is its own, ``--repeat``
+times, end to end and raw alternating; the figures are the medians.
 Goals (issue 5): end to end >= 50% of raw at 1M and 5M rows; peak RSS at 5M <= 1.5x at 1M.
 
 Set-up (about a minute): the real source in a temp dir, the first replayed days ingested and their
 features computed, a 200-tree depth-6 model trained on the real training set.
 
-    python bench/bench_predict.py [--sizes 1000000 5000000] [--chunk-rows 200000] [--keep DIR]
+    python bench/bench_predict.py [--sizes 1000000 5000000] [--chunk-rows 200000] [--repeat 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -331,6 +332,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 5_000_000])
     parser.add_argument("--chunk-rows", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the median is reported)")
     parser.add_argument("--keep", help="reuse/keep this work dir (skips set-up when it is ready)")
     parser.add_argument("--backfill-days", type=int, default=0, help="also backfill N days through a real scheduler (slow; run under flock)")
     parser.add_argument("--worker", choices=["e2e", "raw"], help=argparse.SUPPRESS)
@@ -358,6 +360,14 @@ def main() -> int:
     return 0
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The run of median throughput, with the peak RSS of all (memory is not noise)."""
+    run = dict(sorted(runs, key=lambda r: r["rows_per_s"])[len(runs) // 2])
+    if "peak_rss_mb" in run:
+        run["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    return run
+
+
 def throughput(args, workdir: Path) -> None:
     """End to end vs raw at each size, each in its own subprocess; figures, ratios, goals."""
     ready = workdir / ".ready"
@@ -372,13 +382,17 @@ def throughput(args, workdir: Path) -> None:
         ready.write_text(json.dumps(info))
     print(f"model: {TREES} trees, depth {DEPTH}, {info['features']} features; trained on {info['training_rows']} rows")
     print(f"scored day {SCORED} replicated; chunk {args.chunk_rows:,} rows; 2 threads; set-up {info.get('setup_s', 0):.0f} s\n")
-    results = {}
+    results, spread = {}, {}
     for rows in args.sizes:
-        log(f"{rows:,} rows: end to end ...")
-        e2e = run_worker("e2e", workdir, rows, args.chunk_rows)
-        log(f"{rows:,} rows: raw inplace_predict ...")
-        raw = run_worker("raw", workdir, rows, args.chunk_rows)
-        results[rows] = (e2e, raw)
+        # End to end and raw alternate, `--repeat` times each: this shared machine's speed drifts
+        # by +-20% from one minute to the next, and the ratio compares the two medians.
+        runs = {"e2e": [], "raw": []}
+        for r in range(args.repeat):
+            for kind in ("e2e", "raw"):
+                log(f"{rows:,} rows: {'end to end' if kind == 'e2e' else 'raw inplace_predict'} ({r + 1}/{args.repeat}) ...")
+                runs[kind].append(run_worker(kind, workdir, rows, args.chunk_rows))
+        results[rows] = tuple(_median_run(runs[kind]) for kind in ("e2e", "raw"))
+        spread[rows] = {kind: sorted(run["rows_per_s"] for run in runs[kind]) for kind in runs}
 
     print(f"{'rows':>10} {'e2e rows/s':>11} {'raw rows/s':>11} {'e2e/raw':>8} {'e2e s':>7} {'features':>9} {'predict':>8} {'write':>7} {'publish':>8} {'generate':>9} {'peak RSS':>9}")
     for rows, (e2e, raw) in results.items():
@@ -387,6 +401,9 @@ def throughput(args, workdir: Path) -> None:
             f"{e2e['seconds']:>7.1f} {e2e['features_s']:>8.1f}s {e2e['predict_s']:>7.1f}s {e2e['write_s']:>6.1f}s "
             f"{e2e['publish_s']:>7.1f}s {e2e['generate_s']:>8.1f}s {e2e['peak_rss_mb']:>7.0f}MB"
         )
+    print(f"(medians of {args.repeat} alternating runs each; rows/s of every run:)")
+    for rows, kinds in spread.items():
+        print(f"  {rows:,}: " + "; ".join(f"{kind} " + ", ".join(f"{v:,.0f}" for v in values) for kind, values in kinds.items()))
     print()
     for rows, (e2e, raw) in results.items():
         ratio = e2e["rows_per_s"] / raw["rows_per_s"]

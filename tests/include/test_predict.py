@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -528,3 +529,57 @@ def test_background_writes_keep_chunk_order(tmp_path):
     written = pq.ParquetFile(tmp_path / "part.parquet")
     assert written.metadata.num_row_groups == 5
     assert written.read().column("row").to_pylist() == list(range(50))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is a Linux feature")
+def test_the_background_writer_runs_at_a_lower_priority_than_scoring(tmp_path):
+    import pyarrow as pa
+
+    from airloop.predict import SINK_NICE, _ParquetSink
+
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    expected = min(19, caller + SINK_NICE)
+    sink = _ParquetSink({"part": tmp_path / "part.parquet"})
+    try:
+        sink.put({"part": pa.table({"row": pa.array([1], pa.int64())})})
+        deadline = time.monotonic() + 10
+        while os.getpriority(os.PRIO_PROCESS, sink._thread.native_id) != expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.getpriority(os.PRIO_PROCESS, sink._thread.native_id) == expected
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller  # scoring keeps its own
+    finally:
+        sink.close()
+
+
+@pytest.mark.parametrize("dtype", ["string", object])
+def test_key_columns_reach_arrow_with_their_values_and_nulls(dtype):
+    """Keys are converted once per distinct string: the same table as Arrow's own conversion."""
+    import pyarrow as pa
+
+    from airloop.predict import _arrow_keys
+
+    strings = pd.Series(["JFK", None, "LGA", "JFK", "EWR", None, "é-ü"] * 3, dtype=dtype)
+    frame = pd.DataFrame({
+        "origin": strings,
+        "flight": pd.array([1, 2, None, 4, 5, 6, 7] * 3, dtype="Int64"),
+        "sched_dep_ts": pd.date_range("2026-01-01", periods=21, freq="h", tz="UTC"),
+    })  # fmt: skip
+    got = _arrow_keys(frame, ["origin", "flight", "sched_dep_ts"])
+    expected = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    assert got.schema.field("origin").type == pa.string()
+    assert got.equals(expected.cast(got.schema)) and got.column("origin").null_count == 6
+    assert _arrow_keys(frame.iloc[:0], ["origin"]).num_rows == 0
+
+
+def test_logged_inputs_are_stored_byte_stream_split_and_read_back_as_float64(settings, lake, ready):
+    import io
+
+    import pyarrow.parquet as pq
+
+    run(settings, lake)
+    _, files = read_partition_files(lake, prediction_prefix(DAY))
+    metadata = pq.ParquetFile(io.BytesIO(files["features.parquet"])).metadata.row_group(0)
+    encodings = {metadata.column(i).path_in_schema: metadata.column(i).encodings for i in range(metadata.num_columns)}
+    assert all("BYTE_STREAM_SPLIT" in encodings[c] for c in COLUMNS)
+    used = read_predictions(lake, DAY, logical_name="features.parquet")
+    assert all(used[c].dtype == "float64" for c in COLUMNS)
