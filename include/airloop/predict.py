@@ -339,10 +339,15 @@ class FeatureLookup:
         # filled with a valid placeholder (their answers in that segment are not used).
         join_keys = self.layout.join_keys
         filler = entities[join_keys].iloc[0]
+        dtypes = {k: entities[k].dtype for k in join_keys}  # each segment typed first: an all-null one stays typed
         probe = pd.concat(
-            [seg.assign(**{k: filler[k] for k in join_keys if k not in seg.columns})[join_keys] for seg in segments],
+            [
+                seg.assign(**{k: filler[k] for k in join_keys if k not in seg.columns})[join_keys].astype(dtypes)
+                for seg in segments
+                if len(seg)
+            ],
             ignore_index=True,
-        ).astype({k: entities[k].dtype for k in join_keys})
+        )
         try:
             found = features.features_as_of(
                 probe, as_of, settings=self.settings, feature_service=self.service_name, lake=self.lake, layout=self.layout
