@@ -662,8 +662,8 @@ def _lower_thread_priority(nice: int) -> None:
 class _ParquetSink:
     """Append row groups to Parquet files from a background thread, one chunk behind the caller.
 
-    Encoding and compressing a chunk (about a third of scoring's time) then overlaps the feature
-    lookup of the next one; Arrow releases the GIL while it writes. At most one chunk waits, so
+    Encoding and compressing a chunk (at 1M rows about 0.5 s of CPU in a 3.5 s run) then overlaps
+    the feature lookup of the next one; Arrow releases the GIL while it writes. At most one chunk waits, so
     memory stays at two chunks. An error in the thread is raised in the caller at its next
     :meth:`put` or at :meth:`close`. The thread runs at a lower CPU priority
     (:func:`_lower_thread_priority`).
