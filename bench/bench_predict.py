@@ -339,6 +339,8 @@ def main() -> int:
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1 (got {args.repeat}): the figures are medians of its runs")
 
     if args.worker:
         fn = worker_end_to_end if args.worker == "e2e" else worker_raw
