@@ -36,11 +36,11 @@ warnings.filterwarnings("ignore")
 def prepare(settings, first: date, last: date) -> None:
     """Raw partitions from 32 days before ``first`` (the statistics' lookback), features from the day before."""
     from airloop import features as F
-    from airloop.dates import ds_range
+    from airloop.core.dates import ds_range
     from airloop.ingest import ingest_day
-    from airloop.source import SourceDatabase
-    from airloop.storage import open_lake, read_manifest
-    from airloop.usecase import load_use_case
+    from airloop.ingest.source import SourceDatabase
+    from airloop.core.storage import open_lake, read_manifest
+    from airloop.core.usecase import load_use_case
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
@@ -100,10 +100,10 @@ def main() -> None:
         os.environ.pop(name)
 
     from airloop import features as F
-    from airloop.config import get_settings
-    from airloop.dates import ds_range
-    from airloop.storage import open_lake
-    from airloop.training_set import build_training_set
+    from airloop.core.config import get_settings
+    from airloop.core.dates import ds_range
+    from airloop.core.storage import open_lake
+    from airloop.features.training_set import build_training_set
 
     import numpy as np
     import pandas as pd

@@ -74,11 +74,11 @@ def main() -> None:
 
 
 def run(days: list[date], args) -> None:
-    from airloop.config import get_settings
+    from airloop.core.config import get_settings
     from airloop.ingest import extract_to_staging, validate_and_publish
-    from airloop.source import SourceDatabase
-    from airloop.storage import S3Lake, open_lake
-    from airloop.usecase import load_use_case
+    from airloop.ingest.source import SourceDatabase
+    from airloop.core.storage import S3Lake, open_lake
+    from airloop.core.usecase import load_use_case
 
     settings = get_settings()
     use_case = load_use_case(settings.use_case)

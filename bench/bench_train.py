@@ -3,7 +3,7 @@
 Builds everything the ``train_model`` DAG reads, from the real 2013 data: the source database,
 raw partitions (ingestion), feature partitions (the feature views of the use case) and the
 training set (point-in-time features as of each day's prediction time). Then times
-:func:`airloop.train.train_candidate` (XGBoost + logistic-regression baseline, time split) on
+:func:`airloop.training.train_candidate` (XGBoost + logistic-regression baseline, time split) on
 the CPU and prints both models' holdout metrics and the gate's first-model decision.
 
 With a GPU worker (``--device cuda``) it also times the same training on the GPU and prints the
@@ -30,11 +30,11 @@ sys.path[:0] = [str(ROOT / "include"), str(ROOT / "plugins")]
 
 def prepare(settings, first: date, last: date) -> dict:
     """Source, raw and feature partitions for the window (existing partitions are kept)."""
-    from airloop.dates import ds_range
+    from airloop.core.dates import ds_range
     from airloop.features import apply_definitions, compute_features
     from airloop.ingest import ingest_day
-    from airloop.setup import ensure_source
-    from airloop.storage import open_lake, read_manifest
+    from airloop.deploy.setup import ensure_source
+    from airloop.core.storage import open_lake, read_manifest
     from airloop.usecases.flights import STAT_LOOKBACK_DAYS
 
     timings = {}
@@ -72,12 +72,12 @@ def main() -> int:
     os.environ["AIRLOOP_DATA_DIR"] = str(data_dir)
     for var in ("AIRLOOP_LAKE_URL", "AIRLOOP_REGISTRY_URL", "AIRLOOP_SOURCE_URL"):
         os.environ.pop(var, None)
-    from airloop.config import get_settings
-    from airloop.gate import decide
-    from airloop.resources import choose_device
-    from airloop.train import train_candidate
-    from airloop.training_set import build_training_set
-    from airloop.usecase import load_use_case
+    from airloop.core.config import get_settings
+    from airloop.training.gate import decide
+    from airloop.core.devices import choose_device
+    from airloop.training import train_candidate
+    from airloop.features.training_set import build_training_set
+    from airloop.core.usecase import load_use_case
 
     settings = get_settings()
     spec = load_use_case(settings.use_case).model

@@ -7,7 +7,7 @@ the route/carrier delay statistics of the feature store are left out to keep thi
 sample is 5,000 training rows with their scores. Then every day from April 1 to December 31
 is checked the way ``monitor_model`` does it: Evidently drift of the day's inputs and scores
 against the reference, the day's ROC AUC on its realized outcomes against the reference AUC,
-and :class:`airloop.drift_policy.DriftPolicy` (defaults from the environment) applied day by
+and :class:`airloop.monitoring.drift_policy.DriftPolicy` (defaults from the environment) applied day by
 day. The model is never replaced, so later firings show what would happen without retraining.
 
 Prints the daily series (weekly means), the firing days in replayed and source dates, and the
@@ -37,9 +37,9 @@ def main() -> int:
     import numpy as np
     import xgboost as xgb
 
-    from airloop.drift_policy import DayEvidence, DriftPolicy
-    from airloop.usecase import load_use_case
-    from airloop.monitor import MonitorConfig, drift_report, roc_auc
+    from airloop.monitoring.drift_policy import DayEvidence, DriftPolicy
+    from airloop.core.usecase import load_use_case
+    from airloop.monitoring import MonitorConfig, drift_report, roc_auc
     from bench_monitor import INPUTS, real_rows
 
     rows = real_rows()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, CronPartitionTimetable, Param
 
-from airloop.config import env_int
-from airloop.dagconfig import TIMEZONE, default_args, ds_param
+from airloop.core.config import env_int
+from airloop.deploy.dagconfig import TIMEZONE, default_args, ds_param
 from airloop_plugins.assets import PREDICTIONS
 from airloop_plugins.operators.predict import BatchPredictOperator, PredictionInputsSensor
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, CronPartitionTimetable
 
-from airloop.dagconfig import TIMEZONE, default_args, ds_param
+from airloop.deploy.dagconfig import TIMEZONE, default_args, ds_param
 from airloop_plugins.assets import RAW_TABLE_ASSETS
 from airloop_plugins.operators import DataContractOperator, SourceExtractOperator
 

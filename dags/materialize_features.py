@@ -5,7 +5,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, IdentityMapper, PartitionedAssetTimetable
 
-from airloop.dagconfig import TIMEZONE, default_args, ds_param
+from airloop.deploy.dagconfig import TIMEZONE, default_args, ds_param
 from airloop_plugins.assets import FEATURES, RAW_FLIGHTS, RAW_WEATHER
 from airloop_plugins.operators.features import FeastApplyOperator, FeastMaterializeOperator, FeatureComputeOperator
 

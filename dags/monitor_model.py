@@ -6,7 +6,7 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, IdentityMapper, PartitionedAssetTimetable
 
-from airloop.dagconfig import TIMEZONE, default_args, ds_param
+from airloop.deploy.dagconfig import TIMEZONE, default_args, ds_param
 from airloop_plugins.assets import DRIFT, PREDICTIONS
 from airloop_plugins.notifiers import drift_notifier, failure_notifier
 from airloop_plugins.operators.monitor import DriftPolicyOperator, DriftReportOperator, PerformanceReportOperator

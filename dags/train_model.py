@@ -5,8 +5,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
-from airloop.dagconfig import DS_PATTERN, TIMEZONE, default_args
-from airloop.resources import resource_kwargs
+from airloop.deploy.dagconfig import DS_PATTERN, TIMEZONE, default_args
+from airloop.deploy.routing import resource_kwargs
 from airloop_plugins.assets import DRIFT, MODEL
 from airloop_plugins.operators.train import (
     ChampionChallengerOperator,

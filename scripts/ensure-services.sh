@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Before the test suite: make PostgreSQL and Redis reachable on 127.0.0.1 when this machine has
 # them installed but stopped (CI machines start them; this only helps when one went down), then
-# say plainly whether the services tests (tests/services, tests/e2e/test_services_e2e.py) will run
+# say plainly whether the services tests (tests/deploy/test_services_profile.py, tests/e2e/test_services_e2e.py) will run
 # or be skipped. Never fails the caller: the tests skip with the reason when a server is missing.
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -24,7 +24,7 @@ missing=()
 reachable 127.0.0.1 5432 || missing+=("PostgreSQL on 127.0.0.1:5432")
 reachable 127.0.0.1 6379 || missing+=("Redis on 127.0.0.1:6379")
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "[services] PostgreSQL and Redis reachable: the services-profile tests WILL RUN (tests/services, tests/e2e/test_services_e2e.py)"
+  echo "[services] PostgreSQL and Redis reachable: the services-profile tests WILL RUN (tests/deploy/test_services_profile.py, tests/e2e/test_services_e2e.py)"
 else
   echo "[services] SKIPPING the services-profile tests: not reachable: ${missing[*]}"
 fi

@@ -2,7 +2,7 @@
 # and the helpers that start and stop one background service.
 #
 # The profile file is read line by line (KEY=VALUE, no shell expansion) and a variable already in
-# the environment wins, exactly as airloop.config reads it, so both always agree.
+# the environment wins, exactly as airloop.core.config reads it, so both always agree.
 
 profile_file="${AIRLOOP_ENV_FILE:-$ROOT/profiles/$AIRLOOP_PROFILE.env}"
 if [ ! -f "$profile_file" ]; then

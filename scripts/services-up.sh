@@ -5,7 +5,7 @@
 # with pid files and logs under $AIRLOOP_SERVICES_DIR (data/services). Stop with services-down.sh.
 #
 # Configuration is the profile file (profiles/$AIRLOOP_PROFILE.env, default "services");
-# variables already in the environment win, as they do in airloop.config.
+# variables already in the environment win, as they do in airloop.core.config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -84,8 +84,8 @@ cat <<MSG
   Airloop services profile is up.
     Airflow UI       http://127.0.0.1:$api_port  (user admin; password in
                      $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated)
-    metadata DB      $(python -c 'import os; from airloop.config import redact_url; print(redact_url(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]))')
-    broker           $(python -c 'import os; from airloop.config import redact_url; print(redact_url(os.environ["AIRFLOW__CELERY__BROKER_URL"]))')
+    metadata DB      $(python -c 'import os; from airloop.core.config import redact_url; print(redact_url(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]))')
+    broker           $(python -c 'import os; from airloop.core.config import redact_url; print(redact_url(os.environ["AIRFLOW__CELERY__BROKER_URL"]))')
     workers          cpu@$(hostname) (queue cpu), gpu@$(hostname) (queue gpu)
     lake             $AIRLOOP_LAKE_URL via $AIRLOOP_S3_ENDPOINT_URL
     logs, pid files  $SERVICES_DIR/<service>.log, <service>.pid

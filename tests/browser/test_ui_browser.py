@@ -52,10 +52,10 @@ def frame(n, seed, shift=False):
 
 def seed_data(data_dir: Path) -> None:
     """Two model versions with promotions; three monitored days, one drifted, one report lost."""
-    from airloop import monitor
-    from airloop.config import Settings
+    from airloop.monitoring import reports as monitor
+    from airloop.core.config import Settings
     from airloop.registry import ModelRegistry
-    from airloop.storage import open_lake
+    from airloop.core.storage import open_lake
 
     settings = Settings(data_dir=data_dir, lake_url=(data_dir / "lake").as_uri(),
                         registry_url=f"sqlite:///{data_dir / 'registry.db'}", source_url="sqlite://")  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, task
 
-from airloop.resources import resource_kwargs
+from airloop.deploy.routing import resource_kwargs
 
 with DAG(
     dag_id="services_probe",

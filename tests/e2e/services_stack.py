@@ -221,7 +221,7 @@ class ServicesStack(AirflowStack):
             client.close()
 
     def lake(self):
-        from airloop.storage import S3Lake
+        from airloop.core.storage import S3Lake
 
         import boto3
 

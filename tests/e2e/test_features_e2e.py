@@ -19,8 +19,8 @@ def test_ingest_backfill_triggers_features_per_partition(airflow_stack):
     import pandas as pd
 
     from airloop import features as F
-    from airloop.config import Settings
-    from airloop.storage import LocalLake, read_partition_frame
+    from airloop.core.config import Settings
+    from airloop.core.storage import LocalLake, read_partition_frame
 
     stack = airflow_stack
     keys = set(DAYS)

@@ -40,7 +40,7 @@ def source_counts(source_url: str, day: date) -> dict[str, int]:
 
 
 def lake_of(stack):
-    from airloop.storage import LocalLake
+    from airloop.core.storage import LocalLake
 
     return LocalLake(stack.data_dir / "lake")
 
@@ -58,7 +58,7 @@ def snapshot(lake, days) -> dict[str, bytes]:
 
 
 def test_backfill_ingests_each_day_exactly_and_reruns_identically(airflow_stack, loaded_source):
-    from airloop.storage import partition_prefix, read_partition_frame, require_manifest
+    from airloop.core.storage import partition_prefix, read_partition_frame, require_manifest
 
     stack = airflow_stack
     stack.unpause(DAG_ID)
@@ -117,7 +117,7 @@ def test_dags_test_writes_the_s3_lake_on_a_real_s3_server(airflow_stack, loaded_
     import json
     import uuid
 
-    from airloop.storage import S3Lake, list_partitions, read_partition_frame, require_manifest
+    from airloop.core.storage import S3Lake, list_partitions, read_partition_frame, require_manifest
 
     day = date(2026, 4, 15)
     bucket = f"airloop-e2e-{uuid.uuid4().hex[:8]}"

@@ -44,7 +44,7 @@ def day_frame(n: int, seed: int, shift: bool) -> pd.DataFrame:
 def monitored_stack(airflow_stack):
     """The shared stack with a champion (reference sample recorded) and seven scored days."""
     from airloop.registry import ModelRegistry
-    from airloop.storage import LocalLake, frame_to_parquet, publish_partition
+    from airloop.core.storage import LocalLake, frame_to_parquet, publish_partition
 
     stack = airflow_stack
     lake = LocalLake(stack.data_dir / "lake")
@@ -108,7 +108,7 @@ def test_calm_days_are_monitored_and_fire_no_retraining(monitored_stack):
 
 
 def test_drifted_days_fire_exactly_one_retraining_with_the_suggested_window(monitored_stack):
-    from airloop.monitor import MonitoringStore
+    from airloop.monitoring import MonitoringStore
 
     stack = monitored_stack
     runs, fired = [], []

@@ -28,13 +28,13 @@ KEYS = {d.isoformat() for d in DAYS}
 PREPARE = """
 from datetime import date, timedelta
 import xgboost as xgb
-from airloop.config import get_settings
-from airloop.dates import ds_range
+from airloop.core.config import get_settings
+from airloop.core.dates import ds_range
 from airloop.features import apply_definitions, compute_features
 from airloop.ingest import ingest_day
 from airloop.registry import ModelRegistry
-from airloop.storage import open_lake, read_manifest, sha256_bytes
-from airloop.training_set import build_training_set
+from airloop.core.storage import open_lake, read_manifest, sha256_bytes
+from airloop.features.training_set import build_training_set
 from airloop.usecases.flights import MODEL, STAT_LOOKBACK_DAYS
 
 settings = get_settings()
@@ -119,8 +119,8 @@ def snapshot(lake) -> dict[str, bytes]:
 
 
 def test_backfill_scores_each_day_once_and_a_rerun_changes_nothing(stack, loaded_source):
-    from airloop.predict import ScoringRuns
-    from airloop.storage import LocalLake, read_manifest, read_partition_frame
+    from airloop.scoring import ScoringRuns
+    from airloop.core.storage import LocalLake, read_manifest, read_partition_frame
 
     version = stack.model_version
     first = backfill(stack, version)

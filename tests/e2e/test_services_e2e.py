@@ -34,7 +34,7 @@ FAULT_KEYS = {"2026-04-06", "2026-04-07"}
 
 
 def _require_servers() -> None:
-    from airloop.services import ServiceUnavailable, check_postgres, check_redis
+    from airloop.deploy.services import ServiceUnavailable, check_postgres, check_redis
 
     try:
         check_postgres("postgresql://postgres@127.0.0.1:5432/postgres", timeout_s=2)
@@ -103,7 +103,7 @@ def _drop_wall_clock_runs(stack, dag_ids, settle_s: float = 8) -> None:
 
 def test_whole_loop_on_celery_workers_with_postgres_redis_and_s3(services_stack):
     """ingest a few days -> features -> train (gpu worker) -> nightly predict -> monitor."""
-    from airloop.storage import list_partitions, read_manifest
+    from airloop.core.storage import list_partitions, read_manifest
 
     stack = services_stack
     lake = stack.lake()
@@ -220,7 +220,7 @@ def test_database_connections_dropped_mid_run_retry_and_complete_once(services_s
     keys = [r.partition_key for r in stack.runs("ingest_flights") if r.partition_key in FAULT_KEYS]
     assert sorted(keys) == sorted(FAULT_KEYS)
     lake = stack.lake()
-    from airloop.storage import MANIFEST_NAME, partition_prefix, require_manifest
+    from airloop.core.storage import MANIFEST_NAME, partition_prefix, require_manifest
 
     for day in FAULT_KEYS:
         for table in ("flights", "weather"):

@@ -35,11 +35,11 @@ MODEL_NAME = "flight_delay_xgb"
 
 PREPARE = """
 from datetime import date, timedelta
-from airloop.config import get_settings
-from airloop.dates import ds_range
+from airloop.core.config import get_settings
+from airloop.core.dates import ds_range
 from airloop.features import apply_definitions, compute_features
 from airloop.ingest import ingest_day
-from airloop.storage import open_lake, read_manifest
+from airloop.core.storage import open_lake, read_manifest
 from airloop.usecases.flights import STAT_LOOKBACK_DAYS
 
 settings = get_settings()

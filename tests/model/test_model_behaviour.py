@@ -12,8 +12,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from airloop.resources import DeviceChoice
-from airloop.train import infer_categories, predict, time_split, train_candidate
+from airloop.core.devices import DeviceChoice
+from airloop.training import infer_categories, predict, time_split, train_candidate
 from airloop.usecases.flights import MODEL
 
 from training_data import real_training_set

@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from airloop.dates import PartitionDateError, resolve_ds
-from airloop.source import SourceUnavailable
-from airloop.storage import S3Lake, read_partition_frame, require_manifest
+from airloop.core.dates import PartitionDateError, resolve_ds
+from airloop.ingest.source import SourceUnavailable
+from airloop.core.storage import S3Lake, read_partition_frame, require_manifest
 from airloop_plugins.assets import RAW_FLIGHTS
 from airloop_plugins.hooks import LakeHook, SourceHook
 from airloop_plugins.operators import DataContractOperator, SourceExtractOperator
@@ -114,7 +114,7 @@ def test_a_day_outside_the_replayed_year_is_skipped_with_the_reason(settings, la
 def test_quality_gate_fails_the_task_without_retry_after_publishing(settings, lake, monkeypatch):
     """2026-02-09 (source 2013-02-11) has one flight with tailnum 'D942DN'; a zero tolerance fails it."""
     monkeypatch.setenv("AIRLOOP_QUARANTINE_GATE_MIN_ROWS", "0")
-    from airloop.config import get_settings
+    from airloop.core.config import get_settings
 
     get_settings.cache_clear()
     ctx = context(params={"ds": "2026-02-09"})
@@ -130,7 +130,7 @@ def test_quality_gate_fails_the_task_without_retry_after_publishing(settings, la
 
 def test_an_unreachable_source_raises_a_retryable_error_without_the_password(settings, monkeypatch):
     monkeypatch.setenv("AIRLOOP_SOURCE_URL", "postgresql://airloop:s3cr3t@127.0.0.1:1/source")
-    from airloop.config import get_settings
+    from airloop.core.config import get_settings
 
     get_settings.cache_clear()
     with pytest.raises(SourceUnavailable) as err:
@@ -171,7 +171,7 @@ def test_lake_hook_takes_s3_credentials_and_endpoint_from_an_airflow_connection(
         "AIRFLOW_CONN_AIRLOOP_LAKE",
         json.dumps({"conn_type": "aws", "login": "hook-key", "password": "hook-secret", "extra": {"endpoint_url": moto_server}}),
     )
-    from airloop.config import get_settings
+    from airloop.core.config import get_settings
 
     get_settings.cache_clear()
     lake = LakeHook(lake_conn_id="airloop_lake").get_conn()

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airloop.storage import frame_to_parquet, publish_partition
+from airloop.core.storage import frame_to_parquet, publish_partition
 
 MODEL = "flight_delay_xgb"
 
@@ -36,9 +36,9 @@ def day_frame(n, seed, shift=False):
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    from airloop.config import Settings, get_settings
+    from airloop.core.config import Settings, get_settings
     from airloop.registry import ModelRegistry
-    from airloop.storage import open_lake
+    from airloop.core.storage import open_lake
 
     monkeypatch.setenv("AIRLOOP_DATA_DIR", str(tmp_path))
     for var in ("AIRLOOP_LAKE_URL", "AIRLOOP_REGISTRY_URL", "AIRLOOP_ALERT_CONN_ID"):
@@ -96,7 +96,7 @@ def test_drift_report_operator_skips_an_unscored_day(env):
 
 
 def test_performance_operator_awaits_then_reads_yesterdays_outcomes(env):
-    from airloop.monitor import MonitoringStore
+    from airloop.monitoring import MonitoringStore
     from airloop_plugins.operators.monitor import PerformanceReportOperator
 
     settings, lake = env

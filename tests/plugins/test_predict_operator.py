@@ -1,7 +1,7 @@
 """Scoring operators: thin constructors, templated fields, the upstream sensor and real execution.
 
 ``execute`` runs against the real source, lake, registry and features (``feature_env`` from
-``tests/include/test_predict_features.py``); only the Airflow context (the edge) is a dict.
+``tests/scoring/test_feature_lookup.py``); only the Airflow context (the edge) is a dict.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
-from airloop.predict import ScoringRuns, prediction_prefix, read_predictions, upstream_partitions
-from airloop.storage import frame_to_parquet, publish_partition, read_manifest
-from airloop.usecase import load_use_case
+from airloop.scoring import ScoringRuns, prediction_prefix, read_predictions, upstream_partitions
+from airloop.core.storage import frame_to_parquet, publish_partition, read_manifest
+from airloop.core.usecase import load_use_case
 from airloop_plugins.assets import PREDICTIONS
 from airloop_plugins.operators.predict import BatchPredictOperator, PredictionInputsSensor
 
@@ -117,7 +117,7 @@ def test_day_outside_the_source_is_skipped(settings, lake):
 
 
 def test_scores_the_partition_key_day_and_tags_the_asset(feature_env, monkeypatch):
-    from airloop.config import get_settings
+    from airloop.core.config import get_settings
 
     for key, value in feature_env.env.items():
         monkeypatch.setenv(key, value)

@@ -9,8 +9,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airloop.registry import ModelRegistry
-from airloop.resources import profile
-from airloop.train import publish_training_set
+from airloop.deploy.routing import profile
+from airloop.training import publish_training_set
 from airloop_plugins.assets import MODEL
 from airloop_plugins.operators.train import (
     ChampionChallengerOperator,
@@ -145,7 +145,7 @@ def test_rollback_to_a_missing_version_fails_without_retry(stack):
 
 
 def test_fail_policy_fails_the_train_task_without_a_gpu(stack, monkeypatch):
-    from airloop.resources import detect_gpu
+    from airloop.core.devices import detect_gpu
 
     if detect_gpu().available:
         pytest.skip("this machine has a GPU")

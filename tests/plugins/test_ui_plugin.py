@@ -53,7 +53,7 @@ def airflow_auth(tmp_path_factory):
 
 @pytest.fixture
 def airloop_env(tmp_path, monkeypatch):
-    from airloop.config import Settings, get_settings
+    from airloop.core.config import Settings, get_settings
 
     monkeypatch.setenv("AIRLOOP_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("AIRLOOP_LAKE_URL", raising=False)
@@ -151,8 +151,8 @@ def frame(n, seed, shift=False):
 @pytest.fixture
 def monitored(airloop_env):
     """Three monitored days: calm, drifted (retraining fired), and one whose report file is gone."""
-    from airloop import monitor
-    from airloop.storage import open_lake
+    from airloop.monitoring import reports as monitor
+    from airloop.core.storage import open_lake
 
     lake, store = open_lake(airloop_env), monitor.MonitoringStore(airloop_env.registry_url)
     reference = frame(2000, 1)
@@ -189,8 +189,8 @@ def test_monitoring_page_shows_chart_table_links_and_missing_reports(client, air
 
 
 def test_monitoring_page_says_when_a_long_day_was_tested_on_a_sample(client, airflow_auth, monitored, airloop_env):
-    from airloop import monitor
-    from airloop.storage import open_lake
+    from airloop.monitoring import reports as monitor
+    from airloop.core.storage import open_lake
 
     config = monitor.MonitorConfig(test_max_rows=300)
     result = monitor.drift_report("2026-03-05", frame(2000, 1), frame(800, 5), model_version=2, config=config)

@@ -17,8 +17,8 @@ This module is imported at DAG parse time: only the standard library at module l
 
 from __future__ import annotations
 
-from airloop.usecase import ColumnContract as C
-from airloop.usecase import FeatureSpec, FeatureViewSpec, ModelSpec, PredictionSpec, SourceTable, UseCase
+from airloop.core.usecase import ColumnContract as C
+from airloop.core.usecase import FeatureSpec, FeatureViewSpec, ModelSpec, PredictionSpec, SourceTable, UseCase
 
 NYC_AIRPORTS = ("EWR", "JFK", "LGA")
 CARRIERS = ("9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV")

@@ -8,7 +8,7 @@ from airflow.sdk import BaseHook
 
 
 class AirloopHook(BaseHook):
-    """A hook configured by :class:`airloop.config.Settings`.
+    """A hook configured by :class:`airloop.core.config.Settings`.
 
     :param settings: explicit settings (tests, the CLI); the process-wide ones when omitted.
     """
@@ -21,6 +21,6 @@ class AirloopHook(BaseHook):
     def settings(self):
         if self._settings is not None:
             return self._settings
-        from airloop.config import get_settings
+        from airloop.core.config import get_settings
 
         return get_settings()

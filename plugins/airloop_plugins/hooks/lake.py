@@ -26,7 +26,7 @@ class LakeHook(AirloopHook):
 
     @cached_property
     def lake(self):
-        from airloop.storage import S3Lake, open_lake
+        from airloop.core.storage import S3Lake, open_lake
 
         lake = open_lake(self.settings)
         if isinstance(lake, S3Lake) and self.lake_conn_id:

@@ -17,7 +17,7 @@ class SourceHook(AirloopHook):
 
     @cached_property
     def source(self):
-        from airloop.source import SourceDatabase
+        from airloop.ingest.source import SourceDatabase
 
         return SourceDatabase(self.settings.source_url, replay_offset_days=self.settings.replay_offset_days)
 

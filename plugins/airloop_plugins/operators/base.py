@@ -12,7 +12,7 @@ class PartitionedOperator(BaseOperator):
     """An operator that works on one daily partition ``ds``.
 
     ``ds`` (templated) wins when given; otherwise it is resolved from the run (``ds`` param,
-    partition key, triggering asset events, logical date: see :func:`airloop.dates.resolve_ds`).
+    partition key, triggering asset events, logical date: see :func:`airloop.core.dates.resolve_ds`).
     """
 
     template_fields = ("ds",)
@@ -23,18 +23,18 @@ class PartitionedOperator(BaseOperator):
 
     @cached_property
     def settings(self):
-        from airloop.config import get_settings
+        from airloop.core.config import get_settings
 
         return get_settings()
 
     @cached_property
     def use_case(self):
-        from airloop.usecase import load_use_case
+        from airloop.core.usecase import load_use_case
 
         return load_use_case(self.settings.use_case)
 
     def partition_date(self, context) -> date:
-        from airloop.dates import parse_ds, resolve_ds
+        from airloop.core.dates import parse_ds, resolve_ds
 
         if self.ds:
             return parse_ds(self.ds)

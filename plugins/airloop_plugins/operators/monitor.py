@@ -1,6 +1,6 @@
 """Monitoring operators: drift and performance reports of a scored day, and the drift policy.
 
-Thin wrappers over :mod:`airloop.monitor` and :mod:`airloop.drift_policy`; Evidently and pandas
+Thin wrappers over :mod:`airloop.monitoring` and :mod:`airloop.monitoring.drift_policy`; Evidently and pandas
 are imported inside ``execute`` only.
 """
 
@@ -53,7 +53,7 @@ class _ReportOperator(PartitionedOperator):
 
     @cached_property
     def store(self):
-        from airloop.monitor import MonitoringStore
+        from airloop.monitoring import MonitoringStore
 
         return MonitoringStore(self.settings.registry_url)
 
@@ -83,8 +83,8 @@ class DriftReportOperator(_ReportOperator):
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airloop.monitor import monitor_drift
-        from airloop.storage import PartitionNotFound
+        from airloop.monitoring import monitor_drift
+        from airloop.core.storage import PartitionNotFound
 
         ds = self.partition_date(context).isoformat()
         try:
@@ -110,7 +110,7 @@ class PerformanceReportOperator(_ReportOperator):
     ui_color = "#e8fdf0"
 
     def execute(self, context):
-        from airloop.monitor import MonitorConfig, monitor_performance, outcome_day
+        from airloop.monitoring import MonitorConfig, monitor_performance, outcome_day
 
         ds = self.partition_date(context).isoformat()
         config = MonitorConfig.from_env()
@@ -125,7 +125,7 @@ class PerformanceReportOperator(_ReportOperator):
 
 
 class DriftPolicyOperator(PartitionedOperator):
-    """Apply the drift policy (:class:`airloop.drift_policy.DriftPolicy`) to the monitoring series
+    """Apply the drift policy (:class:`airloop.monitoring.drift_policy.DriftPolicy`) to the monitoring series
     up to ``ds``; when it fires, record the event, notify, and update the outlet assets (``DRIFT``)
     with ``extra`` = evidence + suggested training window (``window_start``, ``window_end``).
 
@@ -144,7 +144,7 @@ class DriftPolicyOperator(PartitionedOperator):
 
     @cached_property
     def store(self):
-        from airloop.monitor import MonitoringStore
+        from airloop.monitoring import MonitoringStore
 
         return MonitoringStore(self.settings.registry_url)
 
@@ -153,7 +153,7 @@ class DriftPolicyOperator(PartitionedOperator):
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airloop.drift_policy import DriftPolicy, evidence_from_rows
+        from airloop.monitoring.drift_policy import DriftPolicy, evidence_from_rows
 
         day = self.partition_date(context)
         policy = DriftPolicy.from_env()

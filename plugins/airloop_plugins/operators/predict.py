@@ -14,7 +14,7 @@ class PredictionInputsSensor(PartitionedOperator, BaseSensorOperator):
     """Wait until every upstream partition that scoring day ``ds`` reads is published.
 
     Each poke checks the manifests of every feature view's partition of day ``ds - 1`` (a few
-    small reads, see :func:`airloop.predict.upstream_partitions`). Use ``mode="reschedule"``:
+    small reads, see :func:`airloop.scoring.upstream_partitions`). Use ``mode="reschedule"``:
     between pokes the task gives its worker slot (and pool slot) back. When ``timeout`` passes,
     the task fails naming the partitions still missing.
 
@@ -33,7 +33,7 @@ class PredictionInputsSensor(PartitionedOperator, BaseSensorOperator):
         return LakeHook()
 
     def poke(self, context) -> bool:
-        from airloop.predict import missing_inputs, upstream_partitions
+        from airloop.scoring import missing_inputs, upstream_partitions
 
         ds = self.partition_date(context)
         self._missing = missing_inputs(self.lake_hook.lake, upstream_partitions(ds, self.use_case))
@@ -60,7 +60,7 @@ class BatchPredictOperator(PartitionedOperator):
     """Score every row scheduled on day ``ds`` and publish ``predictions/ds=<ds>/``.
 
     Model: ``model_version`` when given (or the run's ``model_version`` param), otherwise the
-    champion serving at the day's prediction time (see :func:`airloop.predict.choose_model`).
+    champion serving at the day's prediction time (see :func:`airloop.scoring.choose_model`).
     Refusals that a retry cannot fix (no champion, features the model needs are gone, corrupt
     upstream) fail the task at once; a day outside the replayed source is skipped. Its outlet
     assets get ``extra={"ds", "model_version", "rows", "rows_missing_features"}``.
@@ -101,7 +101,7 @@ class BatchPredictOperator(PartitionedOperator):
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from airloop.predict import FeatureMismatchError, NoChampionError, NoScheduleError, UpstreamCorruptError, score_day
+        from airloop.scoring import FeatureMismatchError, NoChampionError, NoScheduleError, UpstreamCorruptError, score_day
 
         ds = self.partition_date(context)
         pinned = self.pinned_version(context)

@@ -1,5 +1,5 @@
 """Training-stage operators: build the training set, train, compare with the champion, register,
-promote or keep, and roll back. Each is thin: it resolves its inputs, calls :mod:`airloop.train`
+promote or keep, and roll back. Each is thin: it resolves its inputs, calls :mod:`airloop.training`
 or :mod:`airloop.registry`, and logs what it decided. Tasks pass lake prefixes and small dicts
 through XCom, never frames.
 """
@@ -19,13 +19,13 @@ class _ModelStageOperator(BaseOperator):
 
     @cached_property
     def settings(self):
-        from airloop.config import get_settings
+        from airloop.core.config import get_settings
 
         return get_settings()
 
     @cached_property
     def use_case(self):
-        from airloop.usecase import load_use_case
+        from airloop.core.usecase import load_use_case
 
         return load_use_case(self.settings.use_case)
 
@@ -85,7 +85,7 @@ class TrainingSetOperator(_ModelStageOperator):
     def available_days(self) -> list:
         from datetime import date
 
-        from airloop.storage import list_partitions
+        from airloop.core.storage import list_partitions
 
         table = next(iter(self.use_case.tables))
         prefixes = list_partitions(self.lake_hook.lake, f"raw/{table}")
@@ -94,8 +94,8 @@ class TrainingSetOperator(_ModelStageOperator):
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airloop.train import WindowError, publish_training_set, resolve_window
-        from airloop.training_set import build_training_set
+        from airloop.training import WindowError, publish_training_set, resolve_window
+        from airloop.features.training_set import build_training_set
 
         events = context.get("triggering_asset_events") or {}
         extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
@@ -127,7 +127,7 @@ class ModelTrainOperator(_ModelStageOperator):
     """Train the XGBoost challenger and the baseline on a stored training set.
 
     Runs on the ``train`` resource profile (``gpu`` pool and queue). The device follows
-    ``AIRLOOP_GPU_POLICY`` (:func:`airloop.resources.choose_device`): on a worker without a GPU it
+    ``AIRLOOP_GPU_POLICY`` (:func:`airloop.core.devices.choose_device`): on a worker without a GPU it
     falls back to the CPU and records why, or fails when the policy is ``fail``. Data that cannot
     make a trustworthy model fails the task without retries (the numbers are in the message).
 
@@ -148,8 +148,8 @@ class ModelTrainOperator(_ModelStageOperator):
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airloop.resources import GpuUnavailable, choose_device
-        from airloop.train import TrainingDataError, load_training_set, publish_candidate, train_candidate
+        from airloop.core.devices import GpuUnavailable, choose_device
+        from airloop.training import TrainingDataError, load_training_set, publish_candidate, train_candidate
 
         try:
             choice = choose_device(self.device or "cuda")
@@ -197,9 +197,9 @@ class ChampionChallengerOperator(_ModelStageOperator):
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airloop.gate import format_decision
+        from airloop.training.gate import format_decision
         from airloop.registry import ArtifactIntegrityError
-        from airloop.train import evaluate_candidate, load_candidate, load_training_set
+        from airloop.training import evaluate_candidate, load_candidate, load_training_set
 
         lake = self.lake_hook.lake
         try:
@@ -233,7 +233,7 @@ class ModelRegisterOperator(_ModelStageOperator):
         self.candidate = candidate
 
     def execute(self, context):
-        from airloop.train import load_candidate, register_candidate
+        from airloop.training import load_candidate, register_candidate
 
         mv = register_candidate(
             load_candidate(self.lake_hook.lake, self.candidate),
@@ -272,7 +272,7 @@ class ModelPromoteOperator(_ModelStageOperator):
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from airloop.registry import PromotionConflict
-        from airloop.train import apply_decision
+        from airloop.training import apply_decision
 
         registry = self.registry_hook.registry
         mv = registry.get(self.spec.name, int(self.version))

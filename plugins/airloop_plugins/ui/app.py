@@ -24,13 +24,13 @@ DS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _settings():
-    from airloop.config import get_settings
+    from airloop.core.config import get_settings
 
     return get_settings()
 
 
 def _lake():
-    from airloop.storage import open_lake
+    from airloop.core.storage import open_lake
 
     return open_lake(_settings())
 
@@ -60,8 +60,8 @@ def model_overview() -> list[dict]:
 
 def monitoring_days(start: date | None = None, end: date | None = None) -> tuple[list[dict], list[dict], str, str]:
     """Monitoring rows merged per date (with whether each listed report exists), drift events."""
-    from airloop.monitor import MonitoringStore
-    from airloop.storage import MANIFEST_NAME
+    from airloop.monitoring import MonitoringStore
+    from airloop.core.storage import MANIFEST_NAME
 
     store = MonitoringStore(_settings().registry_url)
     rows = store.rows()
@@ -101,7 +101,7 @@ def create_app() -> FastAPI:
 
     @app.get("/monitoring", response_class=HTMLResponse)
     def monitoring(start: str | None = Query(None), end: str | None = Query(None)):
-        from airloop.drift_policy import DriftPolicy
+        from airloop.monitoring.drift_policy import DriftPolicy
 
         days, events, shown_start, shown_end = monitoring_days(_parse_day(start), _parse_day(end))
         html = pages.monitoring_page(days, events, start=shown_start, end=shown_end,
@@ -115,7 +115,7 @@ def create_app() -> FastAPI:
 
     @app.get("/reports/{ds}/{kind}", response_class=HTMLResponse)
     def report(ds: str, kind: str):
-        from airloop.monitor import KINDS, read_report
+        from airloop.monitoring import KINDS, read_report
 
         if kind not in KINDS:
             raise HTTPException(status_code=404, detail=f"unknown report kind {kind!r}; use one of {list(KINDS)}")

@@ -1,0 +1,5 @@
+import sys
+
+from airloop.cli import main
+
+sys.exit(main())

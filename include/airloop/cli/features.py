@@ -1,0 +1,124 @@
+"""CLI commands of the features stage: ``airloop features list|apply|compute|materialize|skew-check|env``."""
+
+from __future__ import annotations
+
+
+def _settings():
+    from airloop.core.config import get_settings
+
+    return get_settings()
+
+
+def cmd_list(args) -> int:
+    """Print the feature service's model inputs: request-time columns, then Feast features by view."""
+    from airloop import features as F
+
+    settings = _settings()
+    name = args.service or F.default_feature_service(settings)
+    definitions = F.load_definitions(settings)
+    layout = F.service_layout_from_definitions(definitions, name)
+    spec = F._use_case(settings).features
+    print(f"feature service {name} (version {layout.digest()[:12]}): {len(spec.request_columns) + len(layout.feature_names)} model inputs")
+    print(f"  request-time (from the row): {', '.join(spec.request_columns)}")
+    for view in layout.views:
+        ttl = f"ttl {view.ttl}" if view.ttl else "no ttl"
+        print(f"  {view.name} [{', '.join(view.join_keys)}; {ttl}; {view.lake_prefix}]")
+        for feature, dtype in zip(view.features, view.dtypes):
+            print(f"    {feature:30} {dtype}")
+    return 0
+
+
+def cmd_apply(args) -> int:
+    from airloop.features import apply_definitions
+
+    print(apply_definitions(_settings()))
+    return 0
+
+
+def cmd_compute(args) -> int:
+    from airloop.cli.output import print_json
+    from airloop.core.dates import ds_range
+    from airloop.features import compute_features
+
+    settings = _settings()
+    rows = {}
+    for day in ds_range(args.start, args.end or args.start):
+        manifests = compute_features(day, settings=settings, views=args.view or None)
+        rows[day.isoformat()] = {view: m["rows"] for view, m in manifests.items()}
+    print_json(rows)
+    return 0
+
+
+def cmd_materialize(args) -> int:
+    from airloop.cli.output import print_json
+    from airloop.features import materialize
+
+    results = materialize(args.start, args.end or args.start, settings=_settings(), views=args.view or None)
+    print_json([r.as_dict() for r in results])
+    return 0
+
+
+def cmd_skew_check(args) -> int:
+    """Compare online and offline values for a sample of day ``ds``'s event rows; 1 when they differ."""
+    import pandas as pd
+
+    from airloop.cli.output import print_json
+    from airloop.features import _use_case, entity_rows, service_layout, skew_check, feature_store
+    from airloop.features.training_set import read_events
+    from airloop.core.dates import parse_ds
+    from airloop.core.storage import open_lake
+
+    settings = _settings()
+    day = parse_ds(args.ds)
+    store = feature_store(settings)
+    spec = _use_case(settings).features
+    layout = service_layout(store, args.service or spec.feature_service)
+    events = read_events([day], table=spec.event_table, lake=open_lake(settings))
+    sample = entity_rows(events, settings=settings)[layout.join_keys].drop_duplicates()
+    sample = sample.sample(min(args.sample, len(sample)), random_state=args.seed) if len(sample) else sample
+    report = skew_check(pd.DataFrame(sample).reset_index(drop=True), day, settings=settings, feature_service=layout.name, store=store)
+    print_json(report.as_dict())
+    return 0 if report.ok else 1
+
+
+def cmd_env(args) -> int:
+    """Print the values of the ${VAR}s in feature_store.yaml, as shell exports (for the feast CLI)."""
+    from airloop.features import feast_environment
+
+    for name, value in sorted(feast_environment(_settings()).items()):
+        print(f"export {name}={value!r}" if value else f"export {name}=")
+    return 0
+
+
+def add_commands(sub) -> None:
+    features = sub.add_parser("features", help="Feast features: list, apply, compute, materialize, skew check")
+    fsub = features.add_subparsers(dest="features_command", required=True, metavar="ACTION")
+
+    p = fsub.add_parser("list", help="the feature service's model inputs")
+    p.add_argument("--service", help="feature service (default: the use case's)")
+    p.set_defaults(func=cmd_list)
+
+    p = fsub.add_parser("apply", help="apply feature_repo/ when its definitions changed")
+    p.set_defaults(func=cmd_apply)
+
+    p = fsub.add_parser("compute", help="compute feature partitions from the raw zone (same code as the DAG)")
+    p.add_argument("start", help="first day YYYY-MM-DD")
+    p.add_argument("end", nargs="?", help="last day (inclusive)")
+    p.add_argument("--view", action="append", help="feature view (repeatable); default all")
+    p.set_defaults(func=cmd_compute)
+
+    p = fsub.add_parser("materialize", help="load feature partitions into the online store")
+    p.add_argument("start", help="first day YYYY-MM-DD")
+    p.add_argument("end", nargs="?", help="last day (inclusive)")
+    p.add_argument("--view", action="append", help="feature view (repeatable); default all")
+    p.set_defaults(func=cmd_materialize)
+
+    p = fsub.add_parser("skew-check", help="online == offline for a sample of a day's entities (materialized through that day)")
+    p.add_argument("ds", help="the last materialized day YYYY-MM-DD")
+    p.add_argument("--sample", type=int, default=200, help="entity rows to compare")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--service", help="feature service (default: the use case's)")
+    p.set_defaults(func=cmd_skew_check)
+
+    p = fsub.add_parser("env", help="print the Feast settings as shell exports (for the feast CLI)")
+    p.set_defaults(func=cmd_env)

@@ -1,0 +1,160 @@
+"""CLI commands of the ingestion stage: load the source, ingest a day, inspect partitions."""
+
+from __future__ import annotations
+
+
+def _settings():
+    from airloop.core.config import get_settings
+
+    return get_settings()
+
+
+def cmd_load_source(args) -> int:
+    from airloop.cli.output import print_json
+    from airloop.ingest.source import SourceDatabase
+    from airloop.core.usecase import load_use_case
+
+    settings = _settings()
+    source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
+    if args.if_missing and all(source.has_table(t) for t in load_use_case(settings.use_case).tables):
+        print(f"source already loaded at {source.safe_url}")
+        return 0
+    print_json({"source": source.safe_url, "rows": source.load(load_use_case(settings.use_case))})
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    """Ingest each day and table like the DAG does; days outside the source are skipped with a message.
+
+    Returns 1 when a day fails the quality gate (its rows are published all the same, as in the DAG).
+    """
+    import sys
+
+    from airloop.cli.output import print_json
+    from airloop.core.dates import ds_range
+    from airloop.ingest import OutsideSourceCoverage, QualityGateError, check_quality_gate, ingest_day
+
+    settings = _settings()
+    failed = 0
+    for day in ds_range(args.start, args.end or args.start):
+        for table in args.table:
+            try:
+                summary = ingest_day(table, day, settings)
+            except OutsideSourceCoverage as exc:
+                print(f"skipped: {exc}", file=sys.stderr)
+                continue
+            print_json(summary.as_dict())
+            try:
+                check_quality_gate(summary, settings.max_quarantine_share, settings.quarantine_gate_min_rows)
+            except QualityGateError as exc:
+                print(f"quality gate failed: {exc}", file=sys.stderr)
+                failed += 1
+    return 1 if failed else 0
+
+
+def cmd_partitions(args) -> int:
+    from airloop.core.storage import list_partitions, open_lake, read_manifest
+
+    lake = open_lake(_settings())
+    prefixes = list_partitions(lake, args.zone)
+    if not prefixes:
+        print(f"no published partitions under {lake.uri(args.zone)}")
+        return 0
+    print(f"{'partition':48} {'rows':>8} {'quarantined':>11}  files")
+    for prefix in prefixes:
+        manifest = read_manifest(lake, prefix) or {}
+        quarantined = manifest.get("quarantined_rows", "")
+        files = ", ".join(f["name"] for f in manifest.get("files", []))
+        print(f"{prefix:48} {manifest.get('rows', ''):>8} {quarantined:>11}  {files}")
+    return 0
+
+
+def cmd_manifest(args) -> int:
+    from airloop.cli.output import print_json
+    from airloop.core.storage import open_lake, require_manifest
+
+    print_json(require_manifest(open_lake(_settings()), args.prefix.rstrip("/")))
+    return 0
+
+
+def cmd_quarantine(args) -> int:
+    import pandas as pd
+
+    from airloop.ingest import read_quarantine
+    from airloop.core.storage import open_lake
+
+    frame = read_quarantine(open_lake(_settings()), args.table, args.ds)
+    if frame.empty:
+        print(f"no quarantined {args.table} rows for {args.ds}")
+        return 0
+    with pd.option_context("display.max_columns", 30, "display.width", 200, "display.max_colwidth", 80):
+        print(frame.head(args.limit).to_string(index=False))
+    print(f"\n{len(frame)} quarantined rows")
+    return 0
+
+
+def cmd_contract(args) -> int:
+    from airloop.core.usecase import load_use_case
+
+    table = load_use_case(_settings().use_case).table(args.table)
+    print(f"{table.name}: {table.description}\nkey: {', '.join(table.key)}\n")
+    for col in table.columns:
+        rules = []
+        if col.min_value is not None or col.max_value is not None:
+            rules.append(f"range [{col.min_value}, {col.max_value}]")
+        if col.allowed:
+            rules.append(f"one of {list(col.allowed)}")
+        if col.pattern:
+            rules.append(f"matches /{col.pattern}/")
+        rules.append("nullable" if col.nullable else "required")
+        print(f"  {col.name:16} {col.dtype:9} {'; '.join(rules):60} {col.description}")
+    return 0
+
+
+def cmd_setup(args) -> int:
+    from airloop.deploy.setup import run_setup
+
+    run_setup(_settings(), skip_pools=args.skip_pools)
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("setup", help="one-off set-up: folders, source data, bucket, pools, stores")
+    p.add_argument("--skip-pools", action="store_true", help="do not touch Airflow pools")
+    p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("load-source", help="load the upstream data into the source database")
+    p.add_argument("--if-missing", action="store_true", help="do nothing when the tables exist")
+    p.set_defaults(func=cmd_load_source)
+
+    p = sub.add_parser("ingest", help="ingest days outside Airflow (same code as the DAG)")
+    p.add_argument("start", help="first day YYYY-MM-DD")
+    p.add_argument("end", nargs="?", help="last day (inclusive)")
+    p.add_argument("--table", action="append", default=None, help="table (repeatable); default all")
+    p.set_defaults(func=lambda a: cmd_ingest(_with_tables(a)))
+
+    p = sub.add_parser("partitions", help="list published partitions with their manifests")
+    p.add_argument("zone", help="zone prefix, e.g. raw/flights or quarantine/weather")
+    p.set_defaults(func=cmd_partitions)
+
+    p = sub.add_parser("manifest", help="print one partition's manifest")
+    p.add_argument("prefix", help="e.g. raw/flights/ds=2026-03-02")
+    p.set_defaults(func=cmd_manifest)
+
+    p = sub.add_parser("quarantine", help="show quarantined rows with their reasons")
+    p.add_argument("table")
+    p.add_argument("ds")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("contract", help="print a table's data contract")
+    p.add_argument("table")
+    p.set_defaults(func=cmd_contract)
+
+
+def _with_tables(args):
+    if not args.table:
+        from airloop.core.usecase import load_use_case
+
+        args.table = list(load_use_case(_settings().use_case).tables)
+    return args

@@ -1,0 +1,168 @@
+"""CLI commands of the monitoring stage: run the checks of a day, show the trend, the season."""
+
+from __future__ import annotations
+
+
+def _settings():
+    from airloop.core.config import get_settings
+
+    return get_settings()
+
+
+def cmd_monitor(args) -> int:
+    """Drift + performance checks for each day (same code as the DAG); the policy's verdict is
+    printed, not acted on: only the ``monitor_model`` DAG emits the drift asset."""
+    from airloop.cli.output import print_json
+    from airloop.core.dates import ds_range
+    from airloop.monitoring.drift_policy import DriftPolicy, evidence_from_rows
+    from airloop.monitoring import MonitorConfig, MonitoringStore, monitor_drift, monitor_performance, outcome_day
+    from airloop.core.storage import PartitionNotFound, open_lake
+
+    settings = _settings()
+    from airloop.core.usecase import load_use_case
+
+    config = MonitorConfig.from_env(load_use_case(settings.use_case))
+    lake, store = open_lake(settings), MonitoringStore(settings.registry_url)
+    policy = DriftPolicy.from_env()
+    for day in ds_range(args.start, args.end or args.start):
+        ds = day.isoformat()
+        try:
+            drift = monitor_drift(ds, settings=settings, lake=lake, store=store, config=config).summary()
+        except PartitionNotFound:
+            drift = {"ds": ds, "status": "skipped", "message": f"{ds} was not scored"}
+        evaluated = outcome_day(ds, config)
+        performance = monitor_performance(evaluated, settings=settings, lake=lake, store=store, config=config,
+                                          measured_on=ds).summary()  # fmt: skip
+        decision = policy.decide(day, evidence_from_rows(store.rows(end=ds)), [e["ds"] for e in store.drift_events()])
+        print_json({"ds": ds, "drift": drift, "performance": performance,
+                    "policy": {"would_fire": decision.fire, "reason": decision.reason}})  # fmt: skip
+    return 0
+
+
+def cmd_monitoring(args) -> int:
+    from airloop.monitoring import MonitoringStore
+
+    store = MonitoringStore(_settings().registry_url)
+    rows = store.rows(start=args.start, end=args.end)
+    if not rows:
+        print("no monitoring results yet (run the monitor_model DAG or `airloop monitor DS`)")
+        return 0
+    by_day: dict[str, dict] = {}
+    for row in rows:
+        by_day.setdefault(row["ds"], {})[row["kind"]] = row
+    fired = {e["ds"] for e in store.drift_events()}
+    print(f"{'date':10}  {'drift':>5}  {'AUC':>5}  {'drop':>6}  notes")
+    for ds, kinds in sorted(by_day.items()):
+        drift, perf = kinds.get("drift") or {}, kinds.get("performance") or {}
+        share = f"{drift['drift_share']:.2f}" if drift.get("drift_share") is not None else "-"
+        auc = f"{perf['auc']:.3f}" if perf.get("auc") is not None else "-"
+        drop = f"{perf['auc_drop']:+.3f}" if perf.get("auc_drop") is not None else "-"
+        notes = []
+        if drift.get("drifted_column_names"):
+            notes.append("drifted: " + ", ".join(drift["drifted_column_names"]))
+        for row in (drift, perf):
+            if row and row.get("status") != "ok":
+                notes.append(f"{row['kind']} {row['status']}: {row['message']}")
+        if ds in fired:
+            notes.append("DRIFT EVENT (retraining)")
+        print(f"{ds:10}  {share:>5}  {auc:>5}  {drop:>6}  {'; '.join(notes)}")
+    return 0
+
+
+def cmd_drift_events(args) -> int:
+    from airloop.cli.output import print_json
+    from airloop.monitoring import MonitoringStore
+
+    print_json(MonitoringStore(_settings().registry_url).drift_events())
+    return 0
+
+
+def cmd_season_summary(args) -> int:
+    from airloop.loop.season import format_summary, summarize
+
+    print(format_summary(summarize(args.start, args.end, settings=_settings())))
+    return 0
+
+
+def _airflow_up(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def cmd_season(args) -> int:
+    """Run the loop through the scheduler (starting ``airflow standalone`` when none answers)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from airloop.core.config import env_str
+    from airloop.loop.season import AirflowClient, format_summary, run_season
+
+    url = (args.airflow_url or env_str("AIRLOOP_AIRFLOW_URL", "http://localhost:8080")).rstrip("/")
+    started = None
+    if not _airflow_up(url):
+        log_path = Path(os.environ.get("AIRFLOW_HOME", ".")) / "logs" / "season-airflow.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[season] no Airflow at {url}: starting airflow standalone (log: {log_path})", flush=True)
+        airflow = str(Path(sys.executable).parent / "airflow")
+        import secrets
+
+        env = dict(os.environ)
+        # One signing secret for every component: without it each one makes its own and the
+        # api-server rejects the tasks' tokens ("Signature verification failed").
+        env.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(32))
+        env.setdefault("AIRFLOW__API__SECRET_KEY", secrets.token_urlsafe(32))
+        with open(log_path, "ab") as log:
+            started = subprocess.Popen([airflow, "standalone"], stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True, env=env)  # fmt: skip
+        deadline = time.monotonic() + 300
+        while not _airflow_up(url):
+            if started.poll() is not None or time.monotonic() > deadline:
+                print(f"[season] Airflow did not start; see {log_path}", file=sys.stderr)
+                return 1
+            time.sleep(3)
+        time.sleep(20)  # let the dag-processor parse the DAGs
+    try:
+        summary = run_season(args.start, args.end, settings=_settings(), client=AirflowClient(url),
+                             warmup_days=args.warmup_days, log=lambda m: print(m, flush=True))  # fmt: skip
+        print()
+        print(format_summary(summary))
+    finally:
+        if started is not None:
+            os.killpg(started.pid, signal.SIGTERM)
+            started.wait(timeout=60)
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("monitor", help="run the drift and performance checks of days outside Airflow")
+    p.add_argument("start", help="first day YYYY-MM-DD")
+    p.add_argument("end", nargs="?", help="last day (inclusive)")
+    p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("monitoring", help="drift share, AUC and drift events per day")
+    p.add_argument("--start", help="first day YYYY-MM-DD")
+    p.add_argument("--end", help="last day YYYY-MM-DD")
+    p.set_defaults(func=cmd_monitoring)
+
+    p = sub.add_parser("drift-events", help="days the drift policy fired, with evidence and training window")
+    p.set_defaults(func=cmd_drift_events)
+
+    p = sub.add_parser("season", help="run the whole loop through the scheduler over a replayed range, then summarize")
+    p.add_argument("start", help="first scored day YYYY-MM-DD")
+    p.add_argument("end", help="last scored day (inclusive)")
+    p.add_argument("--warmup-days", type=int, default=28, help="days ingested before START for the first model")
+    p.add_argument("--airflow-url", help="api-server URL (default AIRLOOP_AIRFLOW_URL or http://localhost:8080)")
+    p.set_defaults(func=cmd_season)
+
+    p = sub.add_parser("season-summary", help="what the loop did over a range of days")
+    p.add_argument("start")
+    p.add_argument("end")
+    p.set_defaults(func=cmd_season_summary)

@@ -1,0 +1,3 @@
+"""Where and how tasks run: DAG conventions, resource routing (pools, queues, Kubernetes pods),
+the services profile and ``airloop setup``. Light: DAG files import it at parse time.
+"""

@@ -1,0 +1,2 @@
+"""The loop as a whole: a season through the real scheduler and its summary.
+"""

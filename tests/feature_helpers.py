@@ -1,0 +1,91 @@
+"""Hand-made raw zones for the features tests: flights and weather rows written as raw partitions."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from airloop.core.storage import frame_to_parquet, partition_prefix, publish_partition
+
+NY = ZoneInfo("America/New_York")
+# The replayed first day of the source (2013-01-01 + 4746 days): history starts here.
+D0 = date(2025, 12, 30)
+D1 = D0 + timedelta(days=1)
+D2 = D0 + timedelta(days=2)
+
+
+def local(day: date, hhmm: str) -> pd.Timestamp:
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    return pd.Timestamp(datetime.combine(day, time(hour, minute), tzinfo=NY)).tz_convert("UTC")
+
+
+def flight(
+    day: date, hhmm: str, *, carrier="AA", origin="JFK", dest="LAX", dep_delay=0.0, air_time=300.0,
+    arr_delay=0.0, tailnum="N10156", number=1, distance=2475.0,
+) -> dict:
+    """One raw flights row (all raw columns), scheduled at local ``hhmm`` on ``day``."""
+    sched = local(day, hhmm)
+    loc = sched.tz_convert(NY)
+    return {
+        "carrier": carrier, "flight": number, "tailnum": tailnum, "origin": origin, "dest": dest,
+        "sched_dep_ts": sched, "time_hour": sched.floor("h"), "year": loc.year, "month": loc.month, "day": loc.day,
+        "hour": loc.hour, "minute": loc.minute, "sched_dep_time": loc.hour * 100 + loc.minute,
+        "sched_arr_time": 1200, "dep_time": None if dep_delay is None else 800.0, "arr_time": None if arr_delay is None else 1300.0,
+        "dep_delay": dep_delay, "arr_delay": arr_delay, "air_time": air_time, "distance": distance,
+    }
+
+
+def weather(day: date, origin: str, hours, temp_of=lambda h: float(h)) -> list[dict]:
+    """Hourly raw weather rows at ``origin`` for the local ``hours`` of ``day`` (temp = hour by default)."""
+    rows = []
+    for hour in hours:
+        ts = local(day, f"{hour:02d}:00")
+        rows.append({
+            "origin": origin, "time_hour": ts, "year": day.year, "month": day.month, "day": day.day, "hour": hour,
+            "temp": temp_of(hour), "dewp": 20.0, "humid": 50.0, "wind_dir": 180.0, "wind_speed": 5.0,
+            "wind_gust": None, "precip": 0.0, "pressure": 1010.0, "visib": 10.0,
+        })
+    return rows
+
+
+def publish_raw(lake, table: str, day: date, rows: list[dict]) -> None:
+    frame = pd.DataFrame(rows)
+    for col in ("dep_delay", "arr_delay", "air_time", "dep_time", "arr_time", "wind_gust", "temp"):
+        if col in frame:
+            frame[col] = frame[col].astype("float64")
+    for col in ("sched_dep_ts", "time_hour"):
+        if col in frame:
+            frame[col] = pd.to_datetime(frame[col], utc=True).astype("datetime64[ns, UTC]")
+    prefix = partition_prefix("raw", table, day.isoformat())
+    publish_partition(lake, prefix, {"part.parquet": frame_to_parquet(frame)}, {"table": table, "ds": day.isoformat(), "rows": len(frame)})
+
+
+# Flights of the leakage scenario (see test_features.py).
+A = dict(carrier="AA", origin="JFK", dest="LAX", dep_delay=10.0, air_time=300.0, arr_delay=5.0, number=1)
+B = dict(carrier="AA", origin="JFK", dest="LAX", dep_delay=120.0, air_time=330.0, arr_delay=200.0, number=2)
+E = dict(carrier="AA", origin="JFK", dest="BOS", dep_delay=0.0, air_time=50.0, arr_delay=3.0, number=3, distance=187.0)
+C = dict(carrier="AA", origin="JFK", dest="LAX", dep_delay=500.0, air_time=300.0, arr_delay=790.0, number=4)
+F = dict(carrier="AA", origin="JFK", dest="BOS", dep_delay=0.0, air_time=45.0, arr_delay=-5.0, number=5, tailnum="NZZZ99", distance=187.0)
+X = dict(carrier="UA", origin="LGA", dest="ORD", dep_delay=None, air_time=None, arr_delay=None, number=6, tailnum="N102UW", distance=733.0)
+
+
+def leakage_lake(lake) -> None:
+    """Three days of hand-made raw data.
+
+    D0: A lands 13:10 (before the D0 snapshot), E lands 23:50 (before), B departs 00:30 D1 and
+        lands 06:00 D1 (after the D0 snapshot *and* after D1's prediction time).
+    D1: F lands 01:15 (before D1's 02:00 prediction time, but after the D0 snapshot); C, the
+        predicted row, leaves 17:20 and lands 22:20 with a 790-minute arrival delay; X cancelled.
+    D2: nothing but weather.
+    Weather: JFK every hour of D0..D2 (temp = local hour); LGA D0 00-21h only; EWR D0 00-23h only.
+    """
+    publish_raw(lake, "flights", D0, [flight(D0, "08:00", **A), flight(D0, "22:30", **B), flight(D0, "23:00", **E)])
+    publish_raw(lake, "flights", D1, [flight(D1, "00:30", **F), flight(D1, "09:00", **C), flight(D1, "10:00", **X)])
+    publish_raw(lake, "flights", D2, [flight(D2, "09:00", **{**A, "number": 7})])
+    for day in (D0, D1, D2):
+        rows = weather(day, "JFK", range(24))
+        if day == D0:
+            rows += weather(day, "LGA", range(22), temp_of=lambda h: 100.0 + h) + weather(day, "EWR", range(24), temp_of=lambda h: 200.0 + h)
+        publish_raw(lake, "weather", day, rows)

@@ -1,0 +1,321 @@
+"""Ingestion library on the real source: exact day windows, manifests, reruns, and every bad input."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+
+from airloop.ingest.contract import ContractError
+from airloop.ingest import (
+    IngestSummary,
+    OutsideSourceCoverage,
+    QualityGateError,
+    check_quality_gate,
+    extract_to_staging,
+    ingest_day,
+    read_quarantine,
+    validate_and_publish,
+)
+from airloop.ingest.source import SourceDatabase, SourceUnavailable
+from airloop.core.storage import (
+    LocalLake,
+    S3Lake,
+    StorageError,
+    frame_to_parquet,
+    list_partitions,
+    open_lake,
+    publish_partition,
+    read_partition_files,
+    read_partition_frame,
+    require_manifest,
+)
+from airloop.usecases.flights import USE_CASE
+from test_storage import FailingLake
+
+OFFSET = timedelta(days=4746)
+DAY = date(2026, 6, 10)  # source 2013-06-12, a Wednesday
+
+
+def count_in_source(url: str, table: str, replayed_day: date) -> int:
+    """Independent count: the source's own local-date columns, no time windows involved."""
+    src = replayed_day - OFFSET
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        n = conn.execute(
+            text(f"SELECT COUNT(*) FROM {table} WHERE year = :y AND month = :m AND day = :d"),
+            {"y": src.year, "m": src.month, "d": src.day},
+        ).scalar_one()
+    engine.dispose()
+    return n
+
+
+def zone_bytes(lake, day: date) -> dict[str, bytes]:
+    keys = [k for z in ("staging", "raw", "quarantine") for k in lake.list_keys(f"{z}/") if f"ds={day}" in k]
+    return {k: lake.read_bytes(k) for k in keys}
+
+
+@pytest.mark.parametrize("table", ["flights", "weather"])
+def test_ingest_day_publishes_exactly_the_local_day(settings, lake, table):
+    summary = ingest_day(table, DAY, settings)
+    expected = count_in_source(settings.source_url, table, DAY)
+    assert summary.rows == expected > 0
+    assert summary.valid_rows + summary.quarantined_rows == expected
+
+    raw = require_manifest(lake, f"raw/{table}/ds={DAY}")
+    assert raw["rows"] == summary.valid_rows and raw["source_rows"] == expected
+    assert raw["quarantine_partition"] == f"quarantine/{table}/ds={DAY}"
+    assert raw["replayed_window"] == {"start": "2026-06-10T00:00:00-04:00", "end": "2026-06-11T00:00:00-04:00"}
+    assert raw["source"]["window_start"] == "2013-06-12T04:00:00"
+    assert ":window_start" in raw["source"]["query"] and "2013" not in raw["source"]["query"]
+    assert raw["code_version"]
+
+    frame = read_partition_frame(lake, f"raw/{table}/ds={DAY}")
+    assert len(frame) == summary.valid_rows
+    assert set(zip(frame["year"], frame["month"], frame["day"])) == {(2026, 6, 10)}
+    assert frame["time_hour"].min() >= pd.Timestamp("2026-06-10T04:00Z")
+    assert frame["time_hour"].max() < pd.Timestamp("2026-06-11T04:00Z")
+
+
+def test_raw_flights_have_exact_departure_instants_and_keep_real_gaps(settings, lake):
+    ingest_day("flights", DAY, settings)
+    frame = read_partition_frame(lake, f"raw/flights/ds={DAY}")
+    local = frame["sched_dep_ts"].dt.tz_convert("America/New_York")
+    assert (local.dt.hour * 100 + local.dt.minute == frame["sched_dep_time"]).all()
+    assert (local.dt.dayofweek == DAY.weekday()).all()  # weekday-aligned replay
+    # Cancelled flights: no departure time, no arrival delay; valid, kept.
+    cancelled = frame[frame["dep_time"].isna()]
+    assert len(cancelled) > 0 and cancelled["arr_delay"].isna().all()
+
+
+def test_a_rerun_replaces_the_day_with_identical_bytes(settings, lake):
+    for table in ("flights", "weather"):
+        ingest_day(table, DAY, settings)
+    first = zone_bytes(lake, DAY)
+    for table in ("flights", "weather"):
+        ingest_day(table, DAY, settings)
+    assert zone_bytes(lake, DAY) == first
+    assert len(first) == 12  # 3 zones x 2 tables x (part file + manifest)
+
+
+def test_real_bad_rows_land_in_quarantine_with_reasons(settings, lake):
+    """2013-02-11: one 'D942DN' tailnum; 2013-02-12: the 1048 mph wind reading at EWR."""
+    flights_day, weather_day = date(2013, 2, 11) + OFFSET, date(2013, 2, 12) + OFFSET
+    flights = ingest_day("flights", flights_day, settings)
+    weather = ingest_day("weather", weather_day, settings)
+    assert flights.quarantined_rows == 1 and weather.quarantined_rows == 1
+    q = read_quarantine(lake, "flights", flights_day)
+    assert q["tailnum"].tolist() == ["D942DN"]
+    assert q["_quarantine_reason"].tolist() == ["tailnum: 'D942DN' does not match /N[A-Z0-9]{1,6}/"]
+    # The quarantined row shows its replayed instant next to the source value.
+    assert q["_replayed_time_hour"].iloc[0] == pd.Timestamp("2013-02-11T19:00Z") + OFFSET
+    w = read_quarantine(lake, "weather", weather_day)
+    assert w["_quarantine_reason"].iloc[0].startswith("wind_speed: 1048.36")
+    assert require_manifest(lake, f"quarantine/weather/ds={weather_day}")["reasons"] == {"wind_speed: above": 1}
+    assert weather.valid_rows == count_in_source(settings.source_url, "weather", weather_day) - 1
+
+
+def test_one_bad_reading_in_a_small_table_does_not_stop_the_night(settings):
+    """72 weather rows, 1 quarantined (1.4% > the 1% share): tolerated by the minimum-rows rule."""
+    summary = ingest_day("weather", date(2013, 2, 12) + OFFSET, settings)
+    assert summary.quarantined_share > settings.max_quarantine_share
+    check_quality_gate(summary, settings.max_quarantine_share, settings.quarantine_gate_min_rows)
+
+
+def test_quality_gate_fails_with_the_numbers(settings):
+    summary = IngestSummary("flights", "2026-03-02", 900, 860, 40, "raw/flights/ds=2026-03-02", "quarantine/flights/ds=2026-03-02")
+    with pytest.raises(QualityGateError) as err:
+        check_quality_gate(summary, 0.01, 2)
+    message = str(err.value)
+    assert "flights 2026-03-02: 40 of 900 rows quarantined (4.44%) exceeds the limit of 1.00%" in message
+    assert "quarantine/flights/ds=2026-03-02" in message
+    check_quality_gate(summary, 0.05, 2)  # 4.4% is within 5%
+    check_quality_gate(summary, 0.01, 40)  # 40 rows tolerated outright
+
+
+def test_empty_interval_inside_the_source_range_gives_an_empty_partition(settings, tmp_path):
+    """A day the source covers but has no rows for: an empty partition with a manifest, no crash."""
+    small = f"sqlite:///{tmp_path / 'gappy.db'}"
+    full = create_engine(settings.source_url)
+    target = create_engine(small)
+    for table in ("flights", "weather"):
+        rows = pd.read_sql(text(f"SELECT * FROM {table} WHERE month = 5 AND day IN (1, 3)"), full)
+        rows["time_hour"] = pd.to_datetime(rows["time_hour"])
+        rows.to_sql(table, target, index=False)
+    full.dispose()
+    target.dispose()
+    gap = date(2013, 5, 2) + OFFSET
+    gappy = settings.with_overrides(source_url=small)
+    lake = open_lake(gappy)
+    for table in ("flights", "weather"):
+        summary = ingest_day(table, gap, gappy)
+        assert (summary.rows, summary.valid_rows, summary.quarantined_rows) == (0, 0, 0)
+        check_quality_gate(summary, gappy.max_quarantine_share, 0)
+        manifest = require_manifest(lake, f"raw/{table}/ds={gap}")
+        assert manifest["rows"] == 0 and manifest["source_rows"] == 0
+        empty = read_partition_frame(lake, f"raw/{table}/ds={gap}")
+        full_day = ingest_day(table, date(2013, 5, 1) + OFFSET, gappy)
+        assert full_day.rows > 0
+        reference = read_partition_frame(lake, f"raw/{table}/ds={date(2013, 5, 1) + OFFSET}")
+        # Same columns and types as a full day, so readers need no special case.
+        assert empty.dtypes.astype(str).to_dict() == reference.dtypes.astype(str).to_dict()
+
+
+@pytest.mark.parametrize("day", [date(2025, 12, 29), date(2026, 12, 30), date(2031, 1, 1)])
+def test_a_day_outside_the_replayed_year_is_refused_with_a_message_and_writes_nothing(settings, lake, day):
+    source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
+    with pytest.raises(OutsideSourceCoverage) as err:
+        extract_to_staging("flights", day, use_case=USE_CASE, source=source, lake=lake)
+    assert f"flights for {day} is outside the replayed source, which covers 2025-12-30 .. 2026-12-" in str(err.value)
+    assert lake.list_keys("") == []
+
+
+def test_the_last_replayed_day_has_flights_but_no_weather(settings, lake):
+    """The source's weather ends on 2013-12-30: 2013-12-31 (replayed 2026-12-29) has flights only."""
+    last = date(2013, 12, 31) + OFFSET
+    assert ingest_day("flights", last, settings).rows == count_in_source(settings.source_url, "flights", last)
+    with pytest.raises(OutsideSourceCoverage, match="weather for 2026-12-29"):
+        ingest_day("weather", last, settings)
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://airloop:s3cr3t@127.0.0.1:1/source", "postgresql://airloop:***@127.0.0.1:1/source"),
+        ("postgresql://airloop:s3cr3t@127.0.0.1:1/source?sslmode=disable", "postgresql://airloop:***@127.0.0.1:1/source"),
+    ],
+    ids=["postgres-closed-port", "postgres-with-query"],
+)
+def test_an_unreachable_source_names_its_url_without_the_password(lake, url, shown):
+    source = SourceDatabase(url, replay_offset_days=4746, connect_timeout_s=2)
+    with pytest.raises(SourceUnavailable) as err:
+        extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)
+    assert f"cannot reach the source database {shown}" in str(err.value)
+    assert "127.0.0.1:1" in str(err.value)
+    assert "s3cr3t" not in str(err.value) and err.value.__cause__ is None
+    assert lake.list_keys("") == []
+
+
+def test_a_missing_sqlite_source_is_not_created_empty_and_says_how_to_load_it(lake, tmp_path):
+    path = tmp_path / "never-loaded.db"
+    source = SourceDatabase(f"sqlite:///{path}", replay_offset_days=4746)
+    assert source.has_table("flights") is False
+    with pytest.raises(SourceUnavailable, match="does not exist: load it with `airloop load-source`"):
+        extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)
+    assert not path.exists()
+
+
+def test_a_source_without_the_table_says_how_to_load_it(lake, tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE planes (tailnum TEXT)"))
+    engine.dispose()
+    source = SourceDatabase(url, replay_offset_days=4746)
+    with pytest.raises(SourceUnavailable, match="has no table 'flights': load it with `airloop load-source`"):
+        extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)
+    assert lake.list_keys("") == []
+
+
+def test_missing_columns_in_staging_raise_and_publish_nothing(settings, lake):
+    ingest_day("flights", DAY, settings)
+    before = {k: lake.read_bytes(k) for k in lake.list_keys("raw/") + lake.list_keys("quarantine/")}
+    staged = read_partition_frame(lake, f"staging/flights/ds={DAY}")
+    publish_partition(
+        lake,
+        f"staging/flights/ds={DAY}",
+        {"part.parquet": frame_to_parquet(staged.drop(columns=["distance"]).rename(columns={"carrier": "airline"}))},
+        require_manifest(lake, f"staging/flights/ds={DAY}"),
+    )
+    with pytest.raises(ContractError, match=r"missing required columns \['carrier', 'distance'\].*'airline'"):
+        validate_and_publish("flights", DAY, use_case=USE_CASE, lake=lake, replay_offset_days=4746)
+    assert {k: lake.read_bytes(k) for k in lake.list_keys("raw/") + lake.list_keys("quarantine/")} == before
+
+
+def test_validating_a_day_that_was_never_staged_names_the_partition(lake):
+    from airloop.core.storage import PartitionNotFound
+
+    with pytest.raises(PartitionNotFound, match=f"staging/flights/ds={DAY}"):
+        validate_and_publish("flights", DAY, use_case=USE_CASE, lake=lake, replay_offset_days=4746)
+
+
+@pytest.fixture(params=["local", "s3"])
+def ingest_lake(request, settings):
+    if request.param == "local":
+        return open_lake(settings)
+    endpoint = request.getfixturevalue("s3_env")
+    import uuid
+
+    lake = S3Lake(f"s3://airloop-ingest-{uuid.uuid4().hex[:10]}/lake", endpoint_url=endpoint)
+    lake.ensure_bucket()
+    return lake
+
+
+@pytest.mark.parametrize("fail_after", [0, 1, 2, 3], ids=["q-data", "q-manifest", "raw-data", "raw-manifest"])
+def test_storage_failing_mid_publish_keeps_the_previous_day(settings, ingest_lake, fail_after):
+    """An earlier good raw partition (a partial upstream delivery) survives a failed re-ingest."""
+    lake = ingest_lake
+    source = SourceDatabase(settings.source_url, replay_offset_days=4746)
+    extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)
+    staged = read_partition_frame(lake, f"staging/flights/ds={DAY}")
+    staged_manifest = require_manifest(lake, f"staging/flights/ds={DAY}")
+    publish_partition(lake, f"staging/flights/ds={DAY}", {"part.parquet": frame_to_parquet(staged.head(100))}, staged_manifest)
+    validate_and_publish("flights", DAY, use_case=USE_CASE, lake=lake, replay_offset_days=4746)
+    good_raw = read_partition_files(lake, f"raw/flights/ds={DAY}")
+    assert good_raw[0]["rows"] == 100
+
+    extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)  # the full day now
+    with pytest.raises(StorageError, match="simulated failure"):
+        validate_and_publish(
+            "flights", DAY, use_case=USE_CASE, lake=FailingLake(lake, fail_after), replay_offset_days=4746
+        )
+    assert read_partition_files(lake, f"raw/flights/ds={DAY}") == good_raw
+    assert len(read_partition_frame(lake, f"raw/flights/ds={DAY}")) == 100
+    assert list_partitions(lake, "raw/flights") == [f"raw/flights/ds={DAY}"]
+
+    # The retry succeeds and replaces the day whole.
+    summary = validate_and_publish("flights", DAY, use_case=USE_CASE, lake=lake, replay_offset_days=4746)
+    assert summary.rows == count_in_source(settings.source_url, "flights", DAY) > 100
+    assert len(read_partition_frame(lake, f"raw/flights/ds={DAY}")) == summary.valid_rows
+
+
+def test_local_lake_is_the_default(settings):
+    assert isinstance(open_lake(settings), LocalLake)
+    assert open_lake(settings).root == settings.data_dir / "lake"
+
+
+def test_cli_ingest_skips_days_outside_the_source_and_reports_the_gate(settings, capsys, monkeypatch):
+    from airloop.cli import main
+
+    assert main(["ingest", "2025-12-29", "2025-12-30", "--table", "weather"]) == 0
+    out, err = capsys.readouterr()
+    assert "skipped: weather for 2025-12-29 is outside the replayed source" in err
+    assert json_rows(out) == [count_in_source(settings.source_url, "weather", date(2025, 12, 30))]
+
+    monkeypatch.setenv("AIRLOOP_QUARANTINE_GATE_MIN_ROWS", "0")
+    from airloop.core.config import get_settings
+
+    get_settings.cache_clear()
+    assert main(["ingest", "2026-02-10", "--table", "weather"]) == 1
+    assert "quality gate failed: weather 2026-02-10: 1 of 72 rows quarantined" in capsys.readouterr().err
+
+    assert main(["quarantine", "weather", "2026-02-10"]) == 0
+    shown = capsys.readouterr().out
+    assert "wind_speed: 1048.36058 above the maximum 200" in shown and "1 quarantined rows" in shown
+    assert main(["partitions", "raw/weather"]) == 0
+    assert "raw/weather/ds=2026-02-10" in capsys.readouterr().out
+    assert main(["quarantine", "flights", "2026-02-10"]) == 1
+    assert "PartitionNotFound" in capsys.readouterr().err
+
+
+def json_rows(out: str) -> list[int]:
+    import json
+
+    decoder, rows, text_left = json.JSONDecoder(), [], out.strip()
+    while text_left:
+        value, end = decoder.raw_decode(text_left)
+        rows.append(value["rows"])
+        text_left = text_left[end:].strip()
+    return rows
