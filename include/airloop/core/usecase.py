@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from airloop.core.dates import LogicalDay
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,17 @@ class UseCase:
     features: FeatureSpec | None = None
     prediction: PredictionSpec | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def day(self, value) -> "LogicalDay":
+        """``value`` (``YYYY-MM-DD``, a date, a :class:`LogicalDay`) as this use case's day: its
+        time zone, and its prediction time as the cutoff (midnight when it scores nothing)."""
+        from airloop.core.dates import LogicalDay
+
+        if self.prediction is not None:
+            cutoff = self.prediction.local_time
+        else:
+            cutoff = self.features.prediction_time if self.features is not None else "00:00"
+        return LogicalDay.parse(value, self.timezone, cutoff)
 
     def table(self, name: str) -> SourceTable:
         try:

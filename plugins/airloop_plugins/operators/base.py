@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airloop.core.dates import LogicalDay
 
 
 class PartitionedOperator(BaseOperator):
@@ -33,12 +37,14 @@ class PartitionedOperator(BaseOperator):
 
         return load_use_case(self.settings.use_case)
 
-    def partition_date(self, context) -> date:
-        from airloop.core.dates import parse_ds, resolve_ds
+    def logical_day(self, context) -> "LogicalDay":
+        """The run's day, parsed once here (the boundary) into the value the stages take."""
+        from airloop.core.dates import resolve_ds
 
-        if self.ds:
-            return parse_ds(self.ds)
-        return resolve_ds(context, self.use_case.timezone)
+        return self.use_case.day(self.ds or resolve_ds(context, self.use_case.timezone))
+
+    def partition_date(self, context) -> date:
+        return self.logical_day(context).date
 
     def tag_outlets(self, context, extra: dict) -> None:
         """Attach ``extra`` (always with ``ds``) to the events of this task's outlet assets."""
