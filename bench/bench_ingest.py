@@ -95,7 +95,7 @@ def run(days: list[date], args) -> None:
         seconds: dict[str, float] = defaultdict(float)
         rows: dict[str, int] = defaultdict(int)
         quarantined = 0
-        for day in days:
+        for day in map(use_case.day, days):
             for table in use_case.tables:
                 t = time.perf_counter()
                 extract_to_staging(table, day, use_case=use_case, source=source, lake=lake)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import shutil
 import socket
 from pathlib import Path
+from typing import Iterable
+
+from airloop.core.storage import Lake as _Lake
+from airloop.core.storage import StorageError as _StorageError
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -31,3 +35,34 @@ def repo_copy(tmp_path: Path, edit=None) -> Path:
         path = repo / "definitions.py"
         path.write_text(edit(path.read_text()))
     return repo
+
+class FailingLake(_Lake):
+    """A real lake whose ``write_bytes`` fails after ``fail_after`` successful writes.
+
+    Simulates the storage going away mid-publish (disk full, network cut) while every other
+    operation, and every write before the failure, really happens on the wrapped lake.
+    """
+
+    def __init__(self, inner: _Lake, fail_after: int):
+        self.inner = inner
+        self.url = inner.url
+        self.fail_after = fail_after
+        self.writes: list[str] = []
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        if len(self.writes) >= self.fail_after:
+            raise _StorageError(f"simulated failure writing {self.uri(key)}")
+        self.inner.write_bytes(key, data)
+        self.writes.append(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.inner.read_bytes(key)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return self.inner.list_keys(prefix)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        self.inner.delete(keys)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Iterable
 
 import pandas as pd
 import pytest
 
 from airloop.core.config import Settings, SettingsError
+from testkit import FailingLake
 from airloop.core.storage import (
     MANIFEST_NAME,
     Lake,
@@ -30,36 +30,6 @@ from airloop.core.storage import (
 )
 
 
-class FailingLake(Lake):
-    """A real lake whose ``write_bytes`` fails after ``fail_after`` successful writes.
-
-    Simulates the storage going away mid-publish (disk full, network cut) while every other
-    operation, and every write before the failure, really happens on the wrapped lake.
-    """
-
-    def __init__(self, inner: Lake, fail_after: int):
-        self.inner = inner
-        self.url = inner.url
-        self.fail_after = fail_after
-        self.writes: list[str] = []
-
-    def write_bytes(self, key: str, data: bytes) -> None:
-        if len(self.writes) >= self.fail_after:
-            raise StorageError(f"simulated failure writing {self.uri(key)}")
-        self.inner.write_bytes(key, data)
-        self.writes.append(key)
-
-    def read_bytes(self, key: str) -> bytes:
-        return self.inner.read_bytes(key)
-
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
-
-    def list_keys(self, prefix: str) -> list[str]:
-        return self.inner.list_keys(prefix)
-
-    def delete(self, keys: Iterable[str]) -> None:
-        self.inner.delete(keys)
 
 
 @pytest.fixture(params=["local", "s3"])

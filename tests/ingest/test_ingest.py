@@ -33,7 +33,7 @@ from airloop.core.storage import (
     require_manifest,
 )
 from airloop.usecases.flights import USE_CASE
-from test_storage import FailingLake
+from testkit import FailingLake
 
 OFFSET = timedelta(days=4746)
 DAY = date(2026, 6, 10)  # source 2013-06-12, a Wednesday
@@ -106,12 +106,12 @@ def test_real_bad_rows_land_in_quarantine_with_reasons(settings, lake):
     flights = ingest_day("flights", flights_day, settings)
     weather = ingest_day("weather", weather_day, settings)
     assert flights.quarantined_rows == 1 and weather.quarantined_rows == 1
-    q = read_quarantine(lake, "flights", flights_day)
+    q = read_quarantine(lake, "flights", USE_CASE.day(flights_day))
     assert q["tailnum"].tolist() == ["D942DN"]
     assert q["_quarantine_reason"].tolist() == ["tailnum: 'D942DN' does not match /N[A-Z0-9]{1,6}/"]
     # The quarantined row shows its replayed instant next to the source value.
     assert q["_replayed_time_hour"].iloc[0] == pd.Timestamp("2013-02-11T19:00Z") + OFFSET
-    w = read_quarantine(lake, "weather", weather_day)
+    w = read_quarantine(lake, "weather", USE_CASE.day(weather_day))
     assert w["_quarantine_reason"].iloc[0].startswith("wind_speed: 1048.36")
     assert require_manifest(lake, f"quarantine/weather/ds={weather_day}")["reasons"] == {"wind_speed: above": 1}
     assert weather.valid_rows == count_in_source(settings.source_url, "weather", weather_day) - 1
@@ -167,7 +167,7 @@ def test_empty_interval_inside_the_source_range_gives_an_empty_partition(setting
 def test_a_day_outside_the_replayed_year_is_refused_with_a_message_and_writes_nothing(settings, lake, day):
     source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
     with pytest.raises(OutsideSourceCoverage) as err:
-        extract_to_staging("flights", day, use_case=USE_CASE, source=source, lake=lake)
+        extract_to_staging("flights", USE_CASE.day(day), use_case=USE_CASE, source=source, lake=lake)
     assert f"flights for {day} is outside the replayed source, which covers 2025-12-30 .. 2026-12-" in str(err.value)
     assert lake.list_keys("") == []
 
@@ -191,7 +191,7 @@ def test_the_last_replayed_day_has_flights_but_no_weather(settings, lake):
 def test_an_unreachable_source_names_its_url_without_the_password(lake, url, shown):
     source = SourceDatabase(url, replay_offset_days=4746, connect_timeout_s=2)
     with pytest.raises(SourceUnavailable) as err:
-        extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)
+        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
     assert f"cannot reach the source database {shown}" in str(err.value)
     assert "127.0.0.1:1" in str(err.value)
     assert "s3cr3t" not in str(err.value) and err.value.__cause__ is None
@@ -203,7 +203,7 @@ def test_a_missing_sqlite_source_is_not_created_empty_and_says_how_to_load_it(la
     source = SourceDatabase(f"sqlite:///{path}", replay_offset_days=4746)
     assert source.has_table("flights") is False
     with pytest.raises(SourceUnavailable, match="does not exist: load it with `airloop load-source`"):
-        extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)
+        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
     assert not path.exists()
 
 
@@ -215,7 +215,7 @@ def test_a_source_without_the_table_says_how_to_load_it(lake, tmp_path):
     engine.dispose()
     source = SourceDatabase(url, replay_offset_days=4746)
     with pytest.raises(SourceUnavailable, match="has no table 'flights': load it with `airloop load-source`"):
-        extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)
+        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
     assert lake.list_keys("") == []
 
 
@@ -230,7 +230,7 @@ def test_missing_columns_in_staging_raise_and_publish_nothing(settings, lake):
         require_manifest(lake, f"staging/flights/ds={DAY}"),
     )
     with pytest.raises(ContractError, match=r"missing required columns \['carrier', 'distance'\].*'airline'"):
-        validate_and_publish("flights", DAY, use_case=USE_CASE, lake=lake, replay_offset_days=4746)
+        validate_and_publish("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, replay_offset_days=4746)
     assert {k: lake.read_bytes(k) for k in lake.list_keys("raw/") + lake.list_keys("quarantine/")} == before
 
 
@@ -238,7 +238,7 @@ def test_validating_a_day_that_was_never_staged_names_the_partition(lake):
     from airloop.core.storage import PartitionNotFound
 
     with pytest.raises(PartitionNotFound, match=f"staging/flights/ds={DAY}"):
-        validate_and_publish("flights", DAY, use_case=USE_CASE, lake=lake, replay_offset_days=4746)
+        validate_and_publish("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, replay_offset_days=4746)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -258,25 +258,25 @@ def test_storage_failing_mid_publish_keeps_the_previous_day(settings, ingest_lak
     """An earlier good raw partition (a partial upstream delivery) survives a failed re-ingest."""
     lake = ingest_lake
     source = SourceDatabase(settings.source_url, replay_offset_days=4746)
-    extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)
+    extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
     staged = read_partition_frame(lake, f"staging/flights/ds={DAY}")
     staged_manifest = require_manifest(lake, f"staging/flights/ds={DAY}")
     publish_partition(lake, f"staging/flights/ds={DAY}", {"part.parquet": frame_to_parquet(staged.head(100))}, staged_manifest)
-    validate_and_publish("flights", DAY, use_case=USE_CASE, lake=lake, replay_offset_days=4746)
+    validate_and_publish("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, replay_offset_days=4746)
     good_raw = read_partition_files(lake, f"raw/flights/ds={DAY}")
     assert good_raw[0]["rows"] == 100
 
-    extract_to_staging("flights", DAY, use_case=USE_CASE, source=source, lake=lake)  # the full day now
+    extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)  # the full day now
     with pytest.raises(StorageError, match="simulated failure"):
         validate_and_publish(
-            "flights", DAY, use_case=USE_CASE, lake=FailingLake(lake, fail_after), replay_offset_days=4746
+            "flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=FailingLake(lake, fail_after), replay_offset_days=4746
         )
     assert read_partition_files(lake, f"raw/flights/ds={DAY}") == good_raw
     assert len(read_partition_frame(lake, f"raw/flights/ds={DAY}")) == 100
     assert list_partitions(lake, "raw/flights") == [f"raw/flights/ds={DAY}"]
 
     # The retry succeeds and replaces the day whole.
-    summary = validate_and_publish("flights", DAY, use_case=USE_CASE, lake=lake, replay_offset_days=4746)
+    summary = validate_and_publish("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, replay_offset_days=4746)
     assert summary.rows == count_in_source(settings.source_url, "flights", DAY) > 100
     assert len(read_partition_frame(lake, f"raw/flights/ds={DAY}")) == summary.valid_rows
 

@@ -31,12 +31,14 @@ def cmd_ingest(args) -> int:
     import sys
 
     from airloop.cli.output import print_json
-    from airloop.core.dates import ds_range
+    from airloop.core.usecase import load_use_case
     from airloop.ingest import OutsideSourceCoverage, QualityGateError, check_quality_gate, ingest_day
 
     settings = _settings()
+    use_case = load_use_case(settings.use_case)
+    first, last = use_case.day(args.start), use_case.day(args.end or args.start)
     failed = 0
-    for day in ds_range(args.start, args.end or args.start):
+    for day in first.range_to(last):
         for table in args.table:
             try:
                 summary = ingest_day(table, day, settings)
@@ -80,10 +82,12 @@ def cmd_manifest(args) -> int:
 def cmd_quarantine(args) -> int:
     import pandas as pd
 
-    from airloop.ingest import read_quarantine
     from airloop.core.storage import open_lake
+    from airloop.core.usecase import load_use_case
+    from airloop.ingest import read_quarantine
 
-    frame = read_quarantine(open_lake(_settings()), args.table, args.ds)
+    settings = _settings()
+    frame = read_quarantine(open_lake(settings), args.table, load_use_case(settings.use_case).day(args.ds))
     if frame.empty:
         print(f"no quarantined {args.table} rows for {args.ds}")
         return 0

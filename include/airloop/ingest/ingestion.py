@@ -20,8 +20,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from airloop.ingest.contract import REASON_COLUMN, ContractError, check_columns, validate
-from airloop.core.dates import day_window, parse_ds
+from airloop.ingest.contract import check_columns, validate
 from airloop.core.storage import (
     Lake,
     frame_to_parquet,
@@ -34,6 +33,7 @@ from airloop.core.version import code_version
 
 if TYPE_CHECKING:
     from airloop.core.config import Settings
+    from airloop.core.dates import LogicalDay
     from airloop.ingest.source import SourceDatabase
     from airloop.core.usecase import UseCase
 
@@ -69,15 +69,14 @@ class IngestSummary:
 
 
 def extract_to_staging(
-    table_name: str, ds: date | str, *, use_case: "UseCase", source: "SourceDatabase", lake: Lake
+    table_name: str, day: "LogicalDay", *, use_case: "UseCase", source: "SourceDatabase", lake: Lake
 ) -> dict:
     """Stage the source rows of one table and day; return the staging manifest.
 
     :raises OutsideSourceCoverage: the day is outside what the source holds (replayed range).
     """
-    day = parse_ds(ds)
     table = use_case.table(table_name)
-    start, end = day_window(day, use_case.timezone)
+    start, end = day.window
     coverage = source.coverage(table)
     if coverage is None or end <= coverage[0] or start > coverage[1]:
         zone = ZoneInfo(use_case.timezone)
@@ -90,7 +89,7 @@ def extract_to_staging(
             f"{table_name} for {day} is outside the replayed source, which covers {span}; nothing to ingest"
         )
     extract = source.extract(table, start, end)
-    prefix = partition_prefix(STAGING, table_name, day.isoformat())
+    prefix = partition_prefix(STAGING, table_name, day.key)
     frame = extract.frame
     # Staging keeps source values as they came; stringify mixed object columns for Parquet.
     for col in frame.columns:
@@ -102,7 +101,7 @@ def extract_to_staging(
         {"part.parquet": frame_to_parquet(frame)},
         {
             "table": table_name,
-            "ds": day.isoformat(),
+            "ds": day.key,
             "rows": len(frame),
             "columns": list(frame.columns),
             "source": {
@@ -121,7 +120,7 @@ def extract_to_staging(
 
 
 def validate_and_publish(
-    table_name: str, ds: date | str, *, use_case: "UseCase", lake: Lake, replay_offset_days: int
+    table_name: str, day: "LogicalDay", *, use_case: "UseCase", lake: Lake, replay_offset_days: int
 ) -> IngestSummary:
     """Validate the staged day and publish quarantine, then raw (each manifest last).
 
@@ -129,12 +128,12 @@ def validate_and_publish(
     """
     import pandas as pd
 
-    day = parse_ds(ds).isoformat()
+    ds = day.key
     table = use_case.table(table_name)
-    staging_prefix = partition_prefix(STAGING, table_name, day)
+    staging_prefix = partition_prefix(STAGING, table_name, ds)
     staged_manifest = require_manifest(lake, staging_prefix)
     frame = read_partition_frame(lake, staging_prefix)
-    check_columns(frame, [c.name for c in table.columns], f"{table_name} for {day} (from {staging_prefix})")
+    check_columns(frame, [c.name for c in table.columns], f"{table_name} for {ds} (from {staging_prefix})")
 
     result = validate(frame, table)
     raw = table.transform(result.valid, replay_offset_days) if table.transform else result.valid
@@ -145,7 +144,7 @@ def validate_and_publish(
 
     lineage = {
         "table": table_name,
-        "ds": day,
+        "ds": ds,
         "source": staged_manifest["source"],
         "replayed_window": staged_manifest["replayed_window"],
         "staging_files": staged_manifest["files"],
@@ -153,14 +152,14 @@ def validate_and_publish(
         "contract": [c.name for c in table.columns],
         "key": list(table.key),
     }
-    q_prefix = partition_prefix(QUARANTINE, table_name, day)
+    q_prefix = partition_prefix(QUARANTINE, table_name, ds)
     publish_partition(
         lake,
         q_prefix,
         {"part.parquet": frame_to_parquet(quarantined)},
         {**lineage, "rows": len(quarantined), "reasons": result.reason_counts()},
     )
-    raw_prefix = partition_prefix(RAW, table_name, day)
+    raw_prefix = partition_prefix(RAW, table_name, ds)
     publish_partition(
         lake,
         raw_prefix,
@@ -173,10 +172,10 @@ def validate_and_publish(
             "quarantine_partition": q_prefix,
         },
     )
-    summary = IngestSummary(table_name, day, result.total, len(raw), len(quarantined), raw_prefix, q_prefix)
+    summary = IngestSummary(table_name, ds, result.total, len(raw), len(quarantined), raw_prefix, q_prefix)
     log.info(
         "%s %s: %d source rows -> %d raw, %d quarantined (%.3f%%) %s",
-        table_name, day, summary.rows, summary.valid_rows, summary.quarantined_rows,
+        table_name, ds, summary.rows, summary.valid_rows, summary.quarantined_rows,
         100 * summary.quarantined_share, result.reason_counts(),
     )  # fmt: skip
     return summary
@@ -195,34 +194,27 @@ def check_quality_gate(summary: IngestSummary, max_share: float, min_rows: int =
         )
 
 
-def read_quarantine(lake: Lake, table_name: str, ds: date | str):
+def read_quarantine(lake: Lake, table_name: str, day: "LogicalDay"):
     """The quarantined rows of one table and day, with their reasons."""
-    return read_partition_frame(lake, partition_prefix(QUARANTINE, table_name, parse_ds(ds).isoformat()))
+    return read_partition_frame(lake, partition_prefix(QUARANTINE, table_name, day.key))
 
 
-__all__ = [
-    "ContractError",
-    "IngestSummary",
-    "OutsideSourceCoverage",
-    "QualityGateError",
-    "REASON_COLUMN",
-    "check_quality_gate",
-    "extract_to_staging",
-    "read_quarantine",
-    "validate_and_publish",
-]
 
+def ingest_day(table_name: str, day: "LogicalDay | date", settings: "Settings") -> IngestSummary:
+    """Extract, validate and publish one table for one day with the given settings (CLI, tests).
 
-def ingest_day(table_name: str, ds: date | str, settings: "Settings") -> IngestSummary:
-    """Extract, validate and publish one table for one day with the given settings (CLI, tests)."""
+    :param day: the day, as a :class:`~airloop.core.dates.LogicalDay` or a calendar date of the
+        use case's business clock (typed either way: nothing is parsed here).
+    """
     from airloop.ingest.source import SourceDatabase
     from airloop.core.storage import open_lake
     from airloop.core.usecase import load_use_case
 
     use_case = load_use_case(settings.use_case)
+    day = use_case.day(day)
     lake = open_lake(settings)
     source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
-    extract_to_staging(table_name, ds, use_case=use_case, source=source, lake=lake)
+    extract_to_staging(table_name, day, use_case=use_case, source=source, lake=lake)
     return validate_and_publish(
-        table_name, ds, use_case=use_case, lake=lake, replay_offset_days=settings.replay_offset_days
+        table_name, day, use_case=use_case, lake=lake, replay_offset_days=settings.replay_offset_days
     )

@@ -37,18 +37,18 @@ class SourceExtractOperator(PartitionedOperator):
 
         from airloop.ingest import OutsideSourceCoverage, extract_to_staging
 
-        ds = self.partition_date(context)
-        self.log.info("Extracting %s for %s from %s", self.table, ds, self.source_hook.source.safe_url)
+        day = self.logical_day(context)
+        self.log.info("Extracting %s for %s from %s", self.table, day, self.source_hook.source.safe_url)
         try:
             manifest = extract_to_staging(
-                self.table, ds, use_case=self.use_case, source=self.source_hook.source, lake=self.lake_hook.lake
+                self.table, day, use_case=self.use_case, source=self.source_hook.source, lake=self.lake_hook.lake
             )
         except OutsideSourceCoverage as exc:
             # Say why in the task log itself: Airflow logs a skip as a bare "Skipping task."
-            self.log.warning("Skipping %s for %s: %s", self.table, ds, exc)
+            self.log.warning("Skipping %s for %s: %s", self.table, day, exc)
             raise AirflowSkipException(str(exc)) from None
         self.log.info("Staged %d rows at %s", manifest["rows"], manifest["partition"])
-        return {"ds": ds.isoformat(), "rows": manifest["rows"], "staging": manifest["partition"]}
+        return {"ds": day.key, "rows": manifest["rows"], "staging": manifest["partition"]}
 
 
 class DataContractOperator(PartitionedOperator):
@@ -81,10 +81,9 @@ class DataContractOperator(PartitionedOperator):
 
         from airloop.ingest import QualityGateError, check_quality_gate, validate_and_publish
 
-        ds = self.partition_date(context)
         summary = validate_and_publish(
             self.table,
-            ds,
+            self.logical_day(context),
             use_case=self.use_case,
             lake=self.lake_hook.lake,
             replay_offset_days=self.settings.replay_offset_days,
