@@ -215,10 +215,13 @@ class UseCase:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def day(self, value) -> "LogicalDay":
-        """``value`` (``YYYY-MM-DD``, a date, a :class:`LogicalDay`) as this use case's day: its
-        time zone, and its prediction time as the cutoff (midnight when it scores nothing)."""
+        """``value`` (``YYYY-MM-DD`` or a date) as this use case's day: its time zone, and its
+        prediction time as the cutoff (midnight when it scores nothing). A :class:`LogicalDay`
+        is already typed and comes back as it is."""
         from airloop.core.dates import LogicalDay
 
+        if isinstance(value, LogicalDay):
+            return value
         if self.prediction is not None:
             cutoff = self.prediction.local_time
         else:
