@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMAND_MODULES = [
@@ -28,12 +29,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a command that lost its reader exits with: 128 + SIGPIPE, as `yes | head` does in a shell.
+CLOSED_PIPE_EXIT = 141
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe surfaces here, inside the handler, not at exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`airloop ... | head`): stop quietly. Point stdout at /dev/null so the
+        # interpreter's own flush at exit does not raise and print a traceback after all.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return CLOSED_PIPE_EXIT
     except Exception as exc:  # one clear line for the user, not a traceback
-        if getattr(args, "debug", False) or __import__("os").environ.get("AIRLOOP_DEBUG"):
+        if getattr(args, "debug", False) or os.environ.get("AIRLOOP_DEBUG"):
             raise
         print(f"airloop {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
