@@ -30,13 +30,15 @@ sys.path[:0] = [str(ROOT / "include"), str(ROOT / "plugins")]
 
 def prepare(settings, first: date, last: date) -> dict:
     """Source, raw and feature partitions for the window (existing partitions are kept)."""
-    from airloop.core.dates import ds_range
+    from airloop.core.storage import open_lake, read_manifest
+    from airloop.core.usecase import load_use_case
+    from airloop.deploy.setup import ensure_source
     from airloop.features import apply_definitions, compute_features
     from airloop.ingest import ingest_day
-    from airloop.deploy.setup import ensure_source
-    from airloop.core.storage import open_lake, read_manifest
     from airloop.usecases.flights import STAT_LOOKBACK_DAYS
 
+    use_case = load_use_case(settings.use_case)
+    last_day = use_case.day(last)
     timings = {}
     started = time.perf_counter()
     ensure_source(settings)
@@ -45,15 +47,15 @@ def prepare(settings, first: date, last: date) -> dict:
     started = time.perf_counter()
     # Features of day D read STAT_LOOKBACK_DAYS of raw; the training set reads features of the
     # days before the window too (each view's TTL), hence the margins.
-    for day in ds_range(first - timedelta(days=STAT_LOOKBACK_DAYS + 4), last):
+    for day in use_case.day(first - timedelta(days=STAT_LOOKBACK_DAYS + 4)).range_to(last_day):
         for table in ("flights", "weather"):
-            if read_manifest(lake, f"raw/{table}/ds={day.isoformat()}") is None:
+            if read_manifest(lake, f"raw/{table}/ds={day.key}") is None:
                 ingest_day(table, day, settings)
     timings["ingest_s"] = time.perf_counter() - started
     started = time.perf_counter()
     apply_definitions(settings)
-    for day in ds_range(first - timedelta(days=3), last):
-        if not lake.list_keys(f"features/origin_weather/ds={day.isoformat()}/"):
+    for day in use_case.day(first - timedelta(days=3)).range_to(last_day):
+        if not lake.list_keys(f"features/origin_weather/ds={day.key}/"):
             compute_features(day, settings=settings, lake=lake)
     timings["features_s"] = time.perf_counter() - started
     return timings
@@ -73,15 +75,15 @@ def main() -> int:
     for var in ("AIRLOOP_LAKE_URL", "AIRLOOP_REGISTRY_URL", "AIRLOOP_SOURCE_URL"):
         os.environ.pop(var, None)
     from airloop.core.config import get_settings
-    from airloop.training.gate import decide
     from airloop.core.devices import choose_device
-    from airloop.training import train_candidate
-    from airloop.features.training_set import build_training_set
+    from airloop.training import decide, train_candidate
+    from airloop.features import build_training_set
     from airloop.core.usecase import load_use_case
 
     settings = get_settings()
-    spec = load_use_case(settings.use_case).model
-    first = date.fromisoformat(args.start)
+    use_case = load_use_case(settings.use_case)
+    spec = use_case.model
+    first = use_case.day(args.start).date
     last = first + timedelta(days=args.days - 1)
     print(f"window {first} .. {last} ({args.days} days), data dir {data_dir}")
     for name, seconds in prepare(settings, first, last).items():

@@ -174,6 +174,24 @@ def test_training_set_without_any_window_source_fails_clearly(settings):
         op.execute(context("run-1"))
 
 
+@pytest.mark.parametrize(
+    "bounds, extra, message",
+    [
+        ({"window_start": "Jan 5", "window_end": "2026-01-31"}, None, "window_start must be a date YYYY-MM-DD, got 'Jan 5'"),
+        ({}, {"ds": "2026-04-30", "window_end": "30/04/2026"}, "event window_end must be a date YYYY-MM-DD"),
+    ],
+)
+def test_training_set_window_bounds_are_parsed_once_at_the_operator(settings, bounds, extra, message):
+    """The operator turns the params and the drift event's extra into dates (or fails naming the
+    bad one); :func:`airloop.training.resolve_window` only ever sees dates."""
+    from airloop_plugins.assets import DRIFT
+
+    events = {DRIFT: [SimpleNamespace(extra=extra)]} if extra else None
+    op = TrainingSetOperator(task_id="build_training_set", **{"window_start": "None", "window_end": "None", **bounds})
+    with pytest.raises(AirflowFailException, match=message):
+        op.execute(context("run-1", events=events))
+
+
 def test_training_set_window_comes_from_the_drift_event(settings, capsys):
     """An asset-triggered run has no logical date: the window is the drift event's suggestion
     (the build then stops: this empty lake has no feature store applied and no partitions)."""

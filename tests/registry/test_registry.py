@@ -12,13 +12,13 @@ from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from airloop.registry import (
-    AliasRow,
     ArtifactIntegrityError,
     ModelRegistry,
     PromotionConflict,
     RegistryError,
     VersionNotFound,
 )
+from airloop.registry.schema import AliasRow
 from airloop.core.storage import LocalLake, sha256_bytes
 
 MODEL = "test_model"

@@ -8,18 +8,20 @@ from datetime import date
 import numpy as np
 import pytest
 
-from airloop.training.gate import decide, format_decision
 from airloop.registry import ArtifactIntegrityError, ModelRegistry, artifact_key
 from airloop.core.devices import DeviceChoice, GpuProbe, GpuUnavailable, choose_device, detect_gpu
 from airloop.deploy.routing import profile, profiles
 from airloop.core.storage import LocalLake
 from airloop.training import (
+    SuggestedWindow,
     TrainingDataError,
     WindowError,
     apply_decision,
     check_training_frame,
+    decide,
     evaluate_candidate,
     evaluate_scores,
+    format_decision,
     load_candidate,
     load_training_set,
     publish_candidate,
@@ -63,8 +65,9 @@ def training_set():
 
 def test_window_from_params_wins():
     first, last, source = resolve_window(
-        params={"window_start": "2026-01-01", "window_end": "2026-01-31"},
-        event_extras=[{"window_end": "2026-05-01"}],
+        window_start=date(2026, 1, 1),
+        window_end=date(2026, 1, 31),
+        suggested=[SuggestedWindow(end=date(2026, 5, 1))],
         available_days=[date(2026, 6, 1)],
         window_days=90,
     )
@@ -73,18 +76,19 @@ def test_window_from_params_wins():
 
 def test_window_from_the_latest_drift_event():
     first, last, source = resolve_window(
-        event_extras=[
-            {"ds": "2026-04-30", "window_start": "2026-02-01", "window_end": "2026-04-29"},
-            {"ds": "2026-03-30", "window_start": "2026-01-01", "window_end": "2026-03-29"},
+        suggested=[
+            SuggestedWindow(end=date(2026, 4, 29), start=date(2026, 2, 1), ds=date(2026, 4, 30)),
+            SuggestedWindow(end=date(2026, 3, 29), start=date(2026, 1, 1), ds=date(2026, 3, 30)),
         ],
         available_days=[date(2026, 6, 1)],
         window_days=30,
     )
-    assert (first, last) == (date(2026, 2, 1), date(2026, 4, 29)) and "drift event" in source
-    only_end = resolve_window(event_extras=[{"ds": "2026-04-30", "window_end": "2026-04-29"}], window_days=30)
+    assert (first, last) == (date(2026, 2, 1), date(2026, 4, 29))
+    assert source == "drift event window 2026-02-01 .. 2026-04-29 (event ds=2026-04-30)"
+    only_end = resolve_window(suggested=[SuggestedWindow(end=date(2026, 4, 29), ds=date(2026, 4, 30))], window_days=30)
     assert only_end[:2] == (date(2026, 3, 31), date(2026, 4, 29))
     with pytest.raises(WindowError, match="before its window_start"):
-        resolve_window(event_extras=[{"window_start": "2026-05-01", "window_end": "2026-04-29"}], window_days=30)
+        resolve_window(suggested=[SuggestedWindow(end=date(2026, 4, 29), start=date(2026, 5, 1))], window_days=30)
 
 
 def test_window_from_ingested_days_is_the_last_n_days():
@@ -94,17 +98,17 @@ def test_window_from_ingested_days_is_the_last_n_days():
 
 
 @pytest.mark.parametrize(
-    "params, message",
+    "bounds, message",
     [
-        ({"window_start": "2026-01-05"}, "give both"),
-        ({"window_start": "2026-01-05", "window_end": "2026-01-01"}, "before window_start"),
-        ({"window_start": "Jan 5", "window_end": "2026-01-31"}, "must be a date"),
+        ({"window_start": date(2026, 1, 5)}, "give both"),
+        ({"window_end": date(2026, 1, 5)}, "give both"),
+        ({"window_start": date(2026, 1, 5), "window_end": date(2026, 1, 1)}, "before window_start"),
         ({}, "no training window"),
     ],
 )
-def test_window_errors_say_what_to_give(params, message):
+def test_window_errors_say_what_to_give(bounds, message):
     with pytest.raises(WindowError, match=message):
-        resolve_window(params=params, window_days=30)
+        resolve_window(**bounds, window_days=30)
 
 
 # --- data checks -------------------------------------------------------------------------------

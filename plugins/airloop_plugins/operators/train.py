@@ -64,7 +64,8 @@ class TrainingSetOperator(_ModelStageOperator):
 
     The window comes from ``window_start``/``window_end`` (templated, e.g. from params), else from
     the triggering drift events' ``extra`` (``window_start``, ``window_end``), else the last
-    ``window_days`` ingested days of the use case's event table. Never from a logical date.
+    ``window_days`` ingested days of the use case's event table. Never from a logical date. The
+    bounds are parsed here, once, into dates; :func:`airloop.training.resolve_window` decides.
 
     :param window_start: first day ``YYYY-MM-DD`` (templated), or None.
     :param window_end: last day, inclusive (templated), or None.
@@ -82,6 +83,21 @@ class TrainingSetOperator(_ModelStageOperator):
         self.window_days = window_days
         self.feature_service = feature_service
 
+    def window_day(self, value, name: str):
+        """A window bound (a param or a drift event's ``extra``) as a date; None when not given.
+
+        :raises WindowError: ``value`` is not a ``YYYY-MM-DD`` date.
+        """
+        from airloop.core.dates import PartitionDateError
+        from airloop.training import WindowError
+
+        if _blank(value) is None:
+            return None
+        try:
+            return self.use_case.day(value).date
+        except PartitionDateError:
+            raise WindowError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from None
+
     def available_days(self) -> list:
         from datetime import date
 
@@ -94,16 +110,26 @@ class TrainingSetOperator(_ModelStageOperator):
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airloop.training import WindowError, publish_training_set, resolve_window
-        from airloop.features.training_set import build_training_set
+        from airloop.features import build_training_set
+        from airloop.training import SuggestedWindow, WindowError, publish_training_set, resolve_window
 
         events = context.get("triggering_asset_events") or {}
         extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
         days = int(self.window_days) if self.window_days not in (None, "", "None") else self.spec.window_days
         try:
+            suggested = [
+                SuggestedWindow(
+                    end=self.window_day(extra["window_end"], "event window_end"),
+                    start=self.window_day(extra.get("window_start"), "event window_start"),
+                    ds=self.window_day(extra.get("ds"), "event ds"),
+                )
+                for extra in extras
+                if extra.get("window_end")
+            ]
             start, end, source = resolve_window(
-                params={"window_start": _blank(self.window_start), "window_end": _blank(self.window_end)},
-                event_extras=extras,
+                window_start=self.window_day(self.window_start, "window_start"),
+                window_end=self.window_day(self.window_end, "window_end"),
+                suggested=suggested,
                 available_days=None if (_blank(self.window_start) or extras) else self.available_days(),
                 window_days=days,
             )
@@ -197,9 +223,8 @@ class ChampionChallengerOperator(_ModelStageOperator):
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airloop.training.gate import format_decision
         from airloop.registry import ArtifactIntegrityError
-        from airloop.training import evaluate_candidate, load_candidate, load_training_set
+        from airloop.training import evaluate_candidate, format_decision, load_candidate, load_training_set
 
         lake = self.lake_hook.lake
         try:
