@@ -82,7 +82,7 @@ def prepare(
             ingest_day(table, day, settings)
     features.apply_definitions(settings)
     for day in feature_days or days:
-        features.compute_features(day, settings=settings)
+        features.compute_features(use_case.day(day), settings=settings)
     training = build_training_set(*train, settings=settings)
     dtrain = xgb.DMatrix(
         training.frame[training.feature_columns], label=training.frame[training.label_column],
@@ -131,7 +131,7 @@ def _template(settings, use_case):
     from airloop.ingest.source import SourceDatabase
 
     source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
-    _, chunks = read_schedule(source, use_case, SCORED, chunk_rows=100_000)
+    _, chunks = read_schedule(source, use_case, use_case.day(SCORED), chunk_rows=100_000)
     return pd.concat(list(chunks), ignore_index=True)
 
 
@@ -149,12 +149,12 @@ def synthetic_chunks(template, rows: int, chunk_rows: int):
 
 
 def worker_end_to_end(workdir: Path, rows: int, chunk_rows: int) -> dict:
-    from airloop.scoring import FeatureLookup, prediction_time, publish_files, score_stream
+    from airloop.scoring import FeatureLookup, publish_files, score_stream
 
     settings = settings_for(workdir)
     use_case, mv, lake, booster = _model(settings)
     template = _template(settings, use_case)
-    as_of = prediction_time(SCORED, use_case)
+    as_of = use_case.day(SCORED).cutoff
     lookup = FeatureLookup(settings, mv.feature_service, lake=lake, use_case=use_case)
     # One-off start-up outside the clock (reported apart): the service layout (from the lake's
     # record, or Feast), DuckDB's import. The feature retrieval itself (partitions read, latest row per entity)
@@ -227,7 +227,7 @@ def worker_raw(workdir: Path, rows: int, chunk_rows: int) -> dict:
     """``inplace_predict`` on the same feature rows, already in memory as one float32 matrix."""
     import numpy as np
 
-    from airloop.scoring import FeatureLookup, prediction_time
+    from airloop.scoring import FeatureLookup
 
     settings = settings_for(workdir)
     use_case, mv, lake, booster = _model(settings)
@@ -235,7 +235,7 @@ def worker_raw(workdir: Path, rows: int, chunk_rows: int) -> dict:
     lookup = FeatureLookup(settings, mv.feature_service, lake=lake, use_case=use_case)
     columns = list(mv.feature_columns)
     # The features of one copy of the day, repeated like the end-to-end rows (same values).
-    day = lookup.lookup(template, prediction_time(SCORED, use_case))[columns].to_numpy(dtype="float32", na_value=np.nan)
+    day = lookup.lookup(template, use_case.day(SCORED).cutoff)[columns].to_numpy(dtype="float32", na_value=np.nan)
     in_memory = min(rows, 1_000_000)
     matrix = np.ascontiguousarray(day[np.arange(in_memory) % len(day)])
     booster.inplace_predict(matrix[:1000])  # warm-up

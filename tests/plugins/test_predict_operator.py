@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import sys
 from collections import defaultdict
-from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,11 +22,11 @@ from airloop.core.usecase import load_use_case
 from airloop_plugins.assets import PREDICTIONS
 from airloop_plugins.operators.predict import BatchPredictOperator, PredictionInputsSensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
-from test_predict_features import SCORED, clear_predictions, feature_env  # noqa: E402,F401  (session fixture)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scoring"))
+from test_feature_lookup import SCORED, clear_predictions, feature_env  # noqa: E402,F401  (session fixture)
 
 USE_CASE = load_use_case("airloop.usecases.flights:USE_CASE")
-DAY = "2026-03-02"
+DAY = "2026-03-02"  # as the operator's templated ds arrives
 
 
 def context(**values) -> dict:
@@ -68,8 +67,8 @@ def test_model_version_is_rendered_from_the_params():
 # --- sensor -------------------------------------------------------------------------------------
 
 
-def publish_views(lake, ds) -> list[str]:
-    prefixes = upstream_partitions(ds, USE_CASE)
+def publish_views(lake, ds: str) -> list[str]:
+    prefixes = upstream_partitions(USE_CASE.day(ds), USE_CASE)
     for prefix in prefixes:
         publish_partition(lake, prefix, {"part.parquet": frame_to_parquet(pd.DataFrame({"x": [1]}))}, {"rows": 1})
     return prefixes
@@ -89,9 +88,10 @@ def test_sensor_waits_for_every_view_of_the_previous_day(settings, lake):
 
 def test_sensor_timeout_names_the_missing_partitions(settings, lake):
     publish_views(lake, DAY)
-    lake.delete([f"{upstream_partitions(DAY, USE_CASE)[1]}/_manifest.json"])
+    second = upstream_partitions(USE_CASE.day(DAY), USE_CASE)[1]
+    lake.delete([f"{second}/_manifest.json"])
     sensor = PredictionInputsSensor(task_id="w", ds=DAY, mode="poke", poke_interval=0, timeout=0)
-    with pytest.raises(AirflowSensorTimeout, match=f"{upstream_partitions(DAY, USE_CASE)[1]}.*ingest_flights"):
+    with pytest.raises(AirflowSensorTimeout, match=f"{second}.*ingest_flights"):
         sensor.execute(context())
 
 
@@ -125,16 +125,16 @@ def test_scores_the_partition_key_day_and_tags_the_asset(feature_env, monkeypatc
     clear_predictions(feature_env)
     op = BatchPredictOperator(task_id="s", outlets=[PREDICTIONS])
     ctx = context(
-        dag_run=SimpleNamespace(partition_key=SCORED.isoformat(), run_id="backfill__x"),
+        dag_run=SimpleNamespace(partition_key=SCORED.key, run_id="backfill__x"),
         params={"model_version": feature_env.version},
     )
     summary = op.execute(ctx)
     get_settings.cache_clear()
 
     part = read_predictions(feature_env.lake, SCORED)
-    assert summary["rows"] == len(part) > 500 and summary["ds"] == SCORED.isoformat()
+    assert summary["rows"] == len(part) > 500 and summary["ds"] == SCORED.key
     assert ctx["outlet_events"][PREDICTIONS].extra == {
-        "ds": SCORED.isoformat(),
+        "ds": SCORED.key,
         "model_version": feature_env.version,
         "rows": len(part),
         "rows_missing_features": summary["rows_missing_features"],
@@ -143,7 +143,7 @@ def test_scores_the_partition_key_day_and_tags_the_asset(feature_env, monkeypatc
     assert manifest["model"]["version"] == feature_env.version
     [run] = [r for r in ScoringRuns(feature_env.settings.registry_url).list() if r["run_id"] == summary["run_id"]]
     assert run["airflow_run_id"] == "backfill__x" and run["model_policy"] == "pinned" and run["status"] == "success"
-    assert all(p["partition"].endswith(f"ds={SCORED - timedelta(days=1)}") for p in manifest["inputs"]["partitions"])
+    assert all(p["partition"].endswith(f"ds={SCORED.shift(-1).key}") for p in manifest["inputs"]["partitions"])
 
 
 # --- the DAG's wiring ---------------------------------------------------------------------------

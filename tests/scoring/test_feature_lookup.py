@@ -17,7 +17,6 @@ import pytest
 from airloop.scoring import (
     FeatureLookup,
     prediction_prefix,
-    prediction_time,
     read_predictions,
     read_schedule,
     score_day,
@@ -28,7 +27,7 @@ from airloop.core.usecase import load_use_case
 
 USE_CASE = load_use_case("airloop.usecases.flights:USE_CASE")
 DAYS = [date(2025, 12, 30) + timedelta(days=i) for i in range(5)]  # the source's first days
-SCORED = DAYS[-1]
+SCORED = USE_CASE.day(DAYS[-1])
 
 
 @dataclass
@@ -67,7 +66,7 @@ def feature_env(tmp_path_factory, loaded_source):
                 ingest_day(table, day, settings)
         features.apply_definitions(settings)
         for day in DAYS:
-            features.compute_features(day, settings=settings)
+            features.compute_features(USE_CASE.day(day), settings=settings)
         training = build_training_set(DAYS[1], DAYS[2], settings=settings)
         dtrain = xgb.DMatrix(
             training.frame[training.feature_columns], label=training.frame[training.label_column],
@@ -110,7 +109,7 @@ def test_scores_a_day_with_the_real_feature_service(feature_env, loaded_source):
 
     # Same values as the point-in-time join (the training path) at the prediction time.
     entities = features.entity_rows(_raw_flights(env, SCORED), settings=env.settings)
-    entities["event_timestamp"] = pd.Timestamp(prediction_time(SCORED, USE_CASE))
+    entities["event_timestamp"] = pd.Timestamp(SCORED.cutoff)
     expected = features.historical_features(entities, settings=env.settings)
     key = list(USE_CASE.prediction.key)
     merged = used.merge(expected[key + env.feature_columns], on=key, suffixes=("", "_pit"), validate="one_to_one")
@@ -122,26 +121,26 @@ def test_scores_a_day_with_the_real_feature_service(feature_env, loaded_source):
 
     manifest = read_manifest(env.lake, prediction_prefix(SCORED))
     assert [p["partition"] for p in manifest["inputs"]["partitions"]] == sorted(upstream_partitions(SCORED, USE_CASE))
-    assert all(p["partition"].endswith(f"ds={SCORED - timedelta(days=1)}") for p in manifest["inputs"]["partitions"])
+    assert all(p["partition"].endswith(f"ds={SCORED.shift(-1).key}") for p in manifest["inputs"]["partitions"])
     assert manifest["feature_service"] == USE_CASE.features.feature_service
 
 
 def _raw_flights(env, day):
     from airloop.core.storage import read_partition_frame
 
-    return read_partition_frame(env.lake, f"raw/flights/ds={day}")
+    return read_partition_frame(env.lake, f"raw/flights/ds={day.key}")
 
 
 def test_schedule_read_survives_feasts_sqlite_datetime_adapter(feature_env):
     """Feast's SQLite online store makes sqlite3 bind datetimes as epoch integers (globally)."""
     import feast.infra.online_stores.sqlite  # noqa: F401  registers the adapter
-    from test_predict import source_count
+    from test_score import source_count
 
     from airloop.ingest.source import SourceDatabase
 
     source = SourceDatabase(feature_env.env["AIRLOOP_SOURCE_URL"], replay_offset_days=4746)
     _, chunks = read_schedule(source, USE_CASE, SCORED, chunk_rows=300)
-    assert sum(len(c) for c in chunks) == source_count(feature_env.env["AIRLOOP_SOURCE_URL"], SCORED) > 500
+    assert sum(len(c) for c in chunks) == source_count(feature_env.env["AIRLOOP_SOURCE_URL"], SCORED.date) > 500
 
 
 def test_nightly_scoring_needs_only_the_previous_days_partitions(feature_env, tmp_path):
@@ -149,7 +148,7 @@ def test_nightly_scoring_needs_only_the_previous_days_partitions(feature_env, tm
     env = feature_env
     clear_predictions(env)
     moved = []
-    for prefix in upstream_partitions(SCORED + timedelta(days=1), USE_CASE):  # features/<view>/ds=D
+    for prefix in upstream_partitions(SCORED.shift(1), USE_CASE):  # features/<view>/ds=D
         source = env.lake.local_path(prefix)
         target = tmp_path / prefix.replace("/", "_")
         shutil.move(source, target)
@@ -189,7 +188,7 @@ def test_lookup_reuses_entities_with_null_keys_across_chunks(feature_env):
     rows = _raw_flights(env, SCORED).head(50).copy()
     rows["tailnum"] = rows["tailnum"].astype("string")
     rows.loc[rows.index[:3], "tailnum"] = pd.NA
-    as_of = prediction_time(SCORED, USE_CASE)
+    as_of = SCORED.cutoff
     first = lookup.lookup(rows, as_of)
     second = lookup.lookup(rows, as_of)
     assert lookup._latest["aircraft_attributes"][0].is_unique

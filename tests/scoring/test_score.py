@@ -16,6 +16,7 @@ import textwrap
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
+from datetime import time as time_of_day
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,6 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
-from airloop.scoring import score as predict
 from airloop.scoring import (
     FeatureMismatchError,
     NoChampionError,
@@ -32,10 +32,12 @@ from airloop.scoring import (
     UpstreamNotReadyError,
     choose_model,
     prediction_prefix,
-    prediction_time,
     read_predictions,
     score_day,
+    trace_prediction,
 )
+from airloop.scoring.schedule import schedule_query
+from airloop.scoring.stream import SINK_NICE, _arrow_keys, _ParquetSink
 from airloop.registry import ModelRegistry
 from airloop.core.storage import (
     MANIFEST_NAME,
@@ -45,13 +47,14 @@ from airloop.core.storage import (
     read_manifest,
     read_partition_files,
 )
+from airloop.core.dates import LogicalDay
 from airloop.core.usecase import load_use_case
 
 USE_CASE = load_use_case("airloop.usecases.flights:USE_CASE")
 MODEL = USE_CASE.model.name
 COLUMNS = ["sched_hour", "distance", "day_of_week", "origin_code"]
 SERVICE = "test_schedule_v1"
-DAY = date(2026, 3, 2)  # source day 2013-03-04 (a Monday)
+DAY = USE_CASE.day("2026-03-02")  # source day 2013-03-04 (a Monday)
 OUTCOMES = ("dep_time", "arr_time", "dep_delay", "arr_delay", "air_time")
 
 
@@ -72,8 +75,8 @@ class ScheduleFeatures:
     def columns(self):
         return list(self._columns)
 
-    def input_partitions(self, ds):
-        return [upstream_prefix(ds)]
+    def input_partitions(self, day):
+        return [upstream_prefix(day)]
 
     def lookup(self, chunk, as_of):
         if self.delay_s:
@@ -81,8 +84,8 @@ class ScheduleFeatures:
         return schedule_features(chunk, self.nan_every)[self._columns]
 
 
-def upstream_prefix(ds) -> str:
-    return f"features/test_view/ds={ds - timedelta(days=1)}"
+def upstream_prefix(day: LogicalDay) -> str:
+    return f"features/test_view/ds={day.shift(-1).key}"
 
 
 def schedule_features(chunk: pd.DataFrame, nan_every: int | None = None) -> pd.DataFrame:
@@ -143,8 +146,8 @@ def register(settings, lake, data: bytes, *, columns=COLUMNS, service=SERVICE, p
     return mv.version
 
 
-def publish_upstream(lake, ds) -> str:
-    prefix = upstream_prefix(ds)
+def publish_upstream(lake, day) -> str:
+    prefix = upstream_prefix(day)
     frame = pd.DataFrame({"entity": ["a", "b"], "value": [1.0, 2.0]})
     publish_partition(lake, prefix, {"part.parquet": frame_to_parquet(frame)}, {"rows": 2})
     return prefix
@@ -163,19 +166,19 @@ def current_champion(settings) -> int | None:
     return None if mv is None else mv.version
 
 
-def run(settings, lake, ds=DAY, **kwargs):
-    """Score ``ds`` with the current champion pinned, as a user backfilling a past day does.
+def run(settings, lake, day=DAY, **kwargs):
+    """Score ``day`` with the current champion pinned, as a user backfilling a past day does.
 
     (Unpinned, a past day gets the champion serving at its prediction time, and these tests
     promote their models now, after it: see the model-choice tests.)
     """
     kwargs.setdefault("features", ScheduleFeatures())
     kwargs.setdefault("model_version", current_champion(settings))
-    return score_day(ds, settings=settings, lake=lake, **kwargs)
+    return score_day(day, settings=settings, lake=lake, **kwargs)
 
 
-def partition_bytes(lake, ds=DAY) -> dict[str, bytes]:
-    prefix = prediction_prefix(ds)
+def partition_bytes(lake, day=DAY) -> dict[str, bytes]:
+    prefix = prediction_prefix(day)
     return {k: lake.read_bytes(k) for k in lake.list_keys(prefix + "/")}
 
 
@@ -191,13 +194,13 @@ def partition_bytes(lake, ds=DAY) -> dict[str, bytes]:
     ],
 )
 def test_prediction_time_is_two_am_new_york(ds, expected):
-    assert prediction_time(ds, USE_CASE).isoformat() == expected
+    assert USE_CASE.day(ds).cutoff.isoformat() == expected
 
 
 def test_schedule_query_selects_only_known_columns(settings):
     from airloop.ingest.source import SourceDatabase
 
-    query = predict.schedule_query(SourceDatabase(settings.source_url), USE_CASE)
+    query = schedule_query(SourceDatabase(settings.source_url), USE_CASE)
     selected = {c.strip().strip('"') for c in query.split(" FROM ")[0].removeprefix("SELECT ").split(",")}
     assert selected == set(USE_CASE.prediction.known_columns)
     assert not selected & set(OUTCOMES)
@@ -209,7 +212,7 @@ def test_schedule_query_selects_only_known_columns(settings):
 
 def test_scores_every_scheduled_flight_with_key_score_and_version(settings, lake, ready):
     result = run(settings, lake)
-    expected_rows = source_count(settings.source_url, DAY)
+    expected_rows = source_count(settings.source_url, DAY.date)
     part = read_predictions(lake, DAY)
     used = read_predictions(lake, DAY, logical_name="features.parquet")
 
@@ -220,8 +223,8 @@ def test_scores_every_scheduled_flight_with_key_score_and_version(settings, lake
     assert not part.duplicated(["carrier", "flight", "origin", "dest", "sched_dep_ts"]).any()
     # Every flight departs on local day DAY and after its prediction time.
     local = part["sched_dep_ts"].dt.tz_convert(USE_CASE.timezone)
-    assert (local.dt.date == DAY).all()
-    assert (part["sched_dep_ts"] > pd.Timestamp(prediction_time(DAY, USE_CASE))).all()
+    assert (local.dt.date == DAY.date).all()
+    assert (part["sched_dep_ts"] > pd.Timestamp(DAY.cutoff)).all()
     # features.parquet holds the same rows, in order, with the model inputs.
     pd.testing.assert_frame_equal(used[part.columns[:5]], part[part.columns[:5]])
     assert list(used.columns[5:]) == COLUMNS
@@ -244,7 +247,7 @@ def test_scores_equal_a_direct_prediction_on_the_logged_inputs(settings, lake, r
 def test_manifest_records_model_inputs_and_counts_without_wall_clock(settings, lake, ready):
     run(settings, lake)
     manifest = read_manifest(lake, prediction_prefix(DAY))
-    assert manifest["rows"] == source_count(settings.source_url, DAY)
+    assert manifest["rows"] == source_count(settings.source_url, DAY.date)
     assert manifest["model"]["version"] == ready
     assert len(manifest["model"]["sha256"]) == 64
     assert manifest["model"]["training_window"] == {"start": "2026-01-05", "end": "2026-01-18"}
@@ -261,6 +264,23 @@ def test_manifest_records_model_inputs_and_counts_without_wall_clock(settings, l
     assert "duration" not in json.dumps(manifest) and "run_id" not in json.dumps(manifest)
 
 
+def test_the_day_is_taken_as_given_its_cutoff_is_the_prediction_time(settings, lake, ready):
+    """Scoring never re-derives the day: a day made with another cutoff is scored as of that cutoff."""
+    later = LogicalDay(DAY.date, USE_CASE.timezone, time_of_day(3, 30))
+    result = run(settings, lake, day=later)
+    manifest = read_manifest(lake, prediction_prefix(DAY))
+    assert manifest["prediction_time"] == later.cutoff.isoformat() == "2026-03-02T08:30:00+00:00"
+    assert manifest["ds"] == result.ds == DAY.key
+    assert result.rows == source_count(settings.source_url, DAY.date)  # the same day's schedule
+
+
+@pytest.mark.parametrize("value", ["2026-03-02", date(2026, 3, 2)])
+def test_score_day_takes_a_logical_day_not_a_date_string(settings, lake, value):
+    with pytest.raises(TypeError, match=r"LogicalDay \(use_case\.day\(value\)\)"):
+        score_day(value, settings=settings, lake=lake)
+    assert read_manifest(lake, prediction_prefix(DAY)) is None
+
+
 def test_rerun_writes_identical_bytes_and_logs_both_runs(settings, lake, ready):
     first = run(settings, lake)
     before = partition_bytes(lake)
@@ -268,7 +288,7 @@ def test_rerun_writes_identical_bytes_and_logs_both_runs(settings, lake, ready):
     assert partition_bytes(lake) == before
     assert len(before) == 3  # part, features, manifest: nothing stale left behind
 
-    runs = ScoringRuns(settings.registry_url).list(ds=DAY.isoformat())
+    runs = ScoringRuns(settings.registry_url).list(DAY)
     assert {r["run_id"] for r in runs} == {first.run_id, second.run_id}
     assert all(r["status"] == "success" and r["rows"] == first.rows and r["duration_s"] > 0 for r in runs)
     assert len({r["manifest_sha256"] for r in runs}) == 1
@@ -291,7 +311,7 @@ def test_features_missing_for_some_flights_are_scored_and_counted(settings, lake
     part = read_predictions(lake, DAY)
     used = read_predictions(lake, DAY, logical_name="features.parquet")
     expected_missing = -(-len(part) // 10)
-    assert len(part) == source_count(settings.source_url, DAY)  # never dropped
+    assert len(part) == source_count(settings.source_url, DAY.date)  # never dropped
     assert result.rows_missing_features == expected_missing == int(used["distance"].isna().sum())
     manifest = read_manifest(lake, prediction_prefix(DAY))
     assert manifest["rows_missing_features"] == expected_missing
@@ -308,7 +328,7 @@ def test_no_champion_refuses_with_what_to_do(settings, lake, booster_bytes):
     with pytest.raises(NoChampionError, match="run the train_model DAG"):
         run(settings, lake)
     assert read_manifest(lake, prediction_prefix(DAY)) is None
-    [failed] = ScoringRuns(settings.registry_url).list(ds=DAY.isoformat())
+    [failed] = ScoringRuns(settings.registry_url).list(DAY)
     assert failed["status"] == "failed" and "NoChampionError" in failed["error"]
 
 
@@ -397,12 +417,14 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {tests!r})
-    from test_predict import ScheduleFeatures, current_champion
+    from test_score import ScheduleFeatures, current_champion
     from airloop.core.config import Settings
+    from airloop.core.usecase import load_use_case
     from airloop.scoring import score_day
 
     settings = Settings.from_env()
-    score_day("{day}", settings=settings, features=ScheduleFeatures(delay_s=0.5), chunk_rows=50,
+    day = load_use_case(settings.use_case).day("{day}")
+    score_day(day, settings=settings, features=ScheduleFeatures(delay_s=0.5), chunk_rows=50,
               model_version=current_champion(settings))
     """
 )
@@ -412,7 +434,7 @@ def test_run_killed_mid_write_leaves_the_previous_partition_intact(settings, lak
     run(settings, lake)
     before = partition_bytes(lake)
     register(settings, lake, booster_bytes)  # the killed run would have written new bytes
-    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), day=DAY.isoformat())
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), day=DAY.key)
     env = {**os.environ, "AIRLOOP_DATA_DIR": str(settings.data_dir), "AIRLOOP_SOURCE_URL": settings.source_url}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -445,7 +467,7 @@ def test_trace_names_the_model_window_and_inputs(settings, lake, ready):
     run(settings, lake)
     part = read_predictions(lake, DAY)
     row = part.iloc[42]
-    traced = predict.trace_prediction(lake, DAY, carrier=row["carrier"], flight=int(row["flight"]), origin=row["origin"])
+    traced = trace_prediction(lake, DAY, carrier=row["carrier"], flight=int(row["flight"]), origin=row["origin"])
     [match] = [m for m in traced["matches"] if m["sched_dep_ts"] == row["sched_dep_ts"]]
     assert match["score"] == pytest.approx(row["score"])
     assert set(match["features"]) == set(COLUMNS)
@@ -464,22 +486,22 @@ def test_cli_shows_traces_and_lists_runs(settings, lake, ready, capsys):
     part = read_predictions(lake, DAY)
     row = part.iloc[7]
 
-    assert main(["predictions", "show", DAY.isoformat(), "--limit", "3", "--sort"]) == 0
+    assert main(["predictions", "show", DAY.key, "--limit", "3", "--sort"]) == 0
     shown = capsys.readouterr().out
     assert f"rows                  {result.rows}" in shown
     assert f"{MODEL} v{ready}" in shown and "2026-01-05 .. 2026-01-18" in shown
     assert "features/test_view/ds=2026-03-01" in shown
     assert f"{part['score'].max():.6f}"[:6] in shown  # the top score is listed first
 
-    argv = ["predictions", "trace", DAY.isoformat(), "--carrier", row["carrier"], "--flight", str(row["flight"])]
+    argv = ["predictions", "trace", DAY.key, "--carrier", row["carrier"], "--flight", str(row["flight"])]
     assert main(argv) == 0
     traced = json.loads(capsys.readouterr().out)
     assert any(m["origin"] == row["origin"] and m["dest"] == row["dest"] for m in traced["matches"])
     assert traced["model"]["version"] == ready
 
-    assert main(["predictions", "trace", DAY.isoformat(), "--carrier", "ZZ", "--flight", "1"]) == 1
+    assert main(["predictions", "trace", DAY.key, "--carrier", "ZZ", "--flight", "1"]) == 1
     capsys.readouterr()
-    assert main(["scoring-runs", "--ds", DAY.isoformat()]) == 0
+    assert main(["scoring-runs", "--ds", DAY.key]) == 0
     assert result.run_id in capsys.readouterr().out
 
     assert main(["predictions", "show", "2026-05-05"]) == 1
@@ -504,8 +526,6 @@ def test_a_failing_background_write_fails_the_stream_and_does_not_hang(tmp_path)
     """The Parquet writer thread's error reaches the caller (here: the output folder is missing)."""
     import pyarrow as pa
 
-    from airloop.scoring import _ParquetSink
-
     sink = _ParquetSink({"part": tmp_path / "missing" / "part.parquet"})
     table = pa.table({"score": pa.array([0.5], pa.float32())})
     with pytest.raises(Exception, match="missing"):
@@ -520,8 +540,6 @@ def test_background_writes_keep_chunk_order(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from airloop.scoring import _ParquetSink
-
     sink = _ParquetSink({"part": tmp_path / "part.parquet"})
     for start in range(0, 50, 10):
         sink.put({"part": pa.table({"row": pa.array(range(start, start + 10), pa.int64())})})
@@ -534,8 +552,6 @@ def test_background_writes_keep_chunk_order(tmp_path):
 @pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is a Linux feature")
 def test_the_background_writer_runs_at_a_lower_priority_than_scoring(tmp_path):
     import pyarrow as pa
-
-    from airloop.scoring import SINK_NICE, _ParquetSink
 
     caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     expected = min(19, caller + SINK_NICE)
@@ -555,8 +571,6 @@ def test_the_background_writer_runs_at_a_lower_priority_than_scoring(tmp_path):
 def test_key_columns_reach_arrow_with_their_values_and_nulls(dtype):
     """Keys are converted once per distinct string: the same table as Arrow's own conversion."""
     import pyarrow as pa
-
-    from airloop.scoring import _arrow_keys
 
     strings = pd.Series(["JFK", None, "LGA", "JFK", "EWR", None, "é-ü"] * 3, dtype=dtype)
     frame = pd.DataFrame({

@@ -9,14 +9,24 @@ def _settings():
     return get_settings()
 
 
+def _use_case(settings):
+    """The settings' use case: its ``day(value)`` parses a command line's ``YYYY-MM-DD`` (the boundary)."""
+    from airloop.core.usecase import load_use_case
+
+    return load_use_case(settings.use_case)
+
+
 def cmd_score(args) -> int:
     from airloop.cli.output import print_json
-    from airloop.core.dates import ds_range
     from airloop.scoring import score_day
 
     settings = _settings()
-    for day in ds_range(args.start, args.end or args.start):
-        result = score_day(day, settings=settings, model_version=args.model_version, chunk_rows=args.chunk_rows)
+    use_case = _use_case(settings)
+    first, last = use_case.day(args.start), use_case.day(args.end or args.start)
+    for day in first.range_to(last):
+        result = score_day(
+            day, settings=settings, model_version=args.model_version, chunk_rows=args.chunk_rows, use_case=use_case
+        )
         print_json(result.as_dict())
     return 0
 
@@ -27,8 +37,10 @@ def cmd_show(args) -> int:
     from airloop.scoring import prediction_prefix, read_predictions
     from airloop.core.storage import open_lake, require_manifest
 
-    lake = open_lake(_settings())
-    prefix = prediction_prefix(args.ds)
+    settings = _settings()
+    day = _use_case(settings).day(args.ds)
+    lake = open_lake(settings)
+    prefix = prediction_prefix(day)
     manifest = require_manifest(lake, prefix)
     model = manifest["model"]
     window = model["training_window"]
@@ -44,7 +56,7 @@ def cmd_show(args) -> int:
     print(f"  schedule              {schedule['rows_read']} rows read, {schedule['rows_rejected']} rejected")
     for entry in manifest["inputs"]["partitions"]:
         print(f"  input                 {entry['partition']}")
-    frame = read_predictions(lake, args.ds)
+    frame = read_predictions(lake, day)
     if args.sort:
         frame = frame.sort_values("score", ascending=False)
     with pd.option_context("display.max_columns", 20, "display.width", 200):
@@ -59,7 +71,8 @@ def cmd_trace(args) -> int:
     from airloop.core.storage import open_lake
 
     match = {k: v for k, v in {"carrier": args.carrier, "flight": args.flight, "origin": args.origin, "dest": args.dest}.items() if v}
-    traced = trace_prediction(open_lake(_settings()), args.ds, **match)
+    settings = _settings()
+    traced = trace_prediction(open_lake(settings), _use_case(settings).day(args.ds), **match)
     if not traced["matches"]:
         print(f"no prediction of {args.ds} matches {match}")
         return 1
@@ -70,7 +83,9 @@ def cmd_trace(args) -> int:
 def cmd_runs(args) -> int:
     from airloop.scoring import ScoringRuns
 
-    rows = ScoringRuns(_settings().registry_url).list(ds=args.ds, limit=args.limit)
+    settings = _settings()
+    day = _use_case(settings).day(args.ds) if args.ds else None
+    rows = ScoringRuns(settings.registry_url).list(day, limit=args.limit)
     if not rows:
         print("no scoring runs recorded")
         return 0

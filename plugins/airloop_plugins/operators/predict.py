@@ -35,12 +35,12 @@ class PredictionInputsSensor(PartitionedOperator, BaseSensorOperator):
     def poke(self, context) -> bool:
         from airloop.scoring import missing_inputs, upstream_partitions
 
-        ds = self.partition_date(context)
-        self._missing = missing_inputs(self.lake_hook.lake, upstream_partitions(ds, self.use_case))
+        day = self.logical_day(context)
+        self._missing = missing_inputs(self.lake_hook.lake, upstream_partitions(day, self.use_case))
         if self._missing:
-            self.log.info("Waiting for %d upstream partitions of %s: %s", len(self._missing), ds, ", ".join(self._missing))
+            self.log.info("Waiting for %d upstream partitions of %s: %s", len(self._missing), day, ", ".join(self._missing))
             return False
-        self.log.info("Every upstream partition of %s is published", ds)
+        self.log.info("Every upstream partition of %s is published", day)
         return True
 
     def execute(self, context):
@@ -51,7 +51,7 @@ class PredictionInputsSensor(PartitionedOperator, BaseSensorOperator):
         except AirflowSensorTimeout as exc:
             missing = ", ".join(self._missing) or "(none recorded)"
             raise AirflowSensorTimeout(
-                f"{exc} Upstream partitions still missing for {self.partition_date(context)}: {missing}. "
+                f"{exc} Upstream partitions still missing for {self.logical_day(context)}: {missing}. "
                 "Run (or backfill) ingest_flights and the features DAG for those days, then clear this task."
             ) from None
 
@@ -103,14 +103,14 @@ class BatchPredictOperator(PartitionedOperator):
 
         from airloop.scoring import FeatureMismatchError, NoChampionError, NoScheduleError, UpstreamCorruptError, score_day
 
-        ds = self.partition_date(context)
+        day = self.logical_day(context)
         pinned = self.pinned_version(context)
         dag_run = context.get("dag_run")
         run_id = getattr(dag_run, "run_id", None)
-        self.log.info("Scoring %s with %s", ds, f"pinned model v{pinned}" if pinned else "the champion serving then")
+        self.log.info("Scoring %s with %s", day, f"pinned model v{pinned}" if pinned else "the champion serving then")
         try:
             result = score_day(
-                ds,
+                day,
                 settings=self.settings,
                 model_version=pinned,
                 lake=self.lake_hook.lake,

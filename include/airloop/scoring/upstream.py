@@ -1,0 +1,66 @@
+"""Upstream partitions of a day: which feature partitions scoring waits for, and their check.
+
+Scoring day D reads the features as of D's prediction time, whose newest data is D - 1's
+feature partitions: :func:`upstream_partitions` names them, :func:`missing_inputs` is the
+sensor's cheap check, :func:`verify_inputs` the full one (every file against its manifest's
+sha256) that records them as the predictions' lineage.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+from airloop.core.storage import Lake, StorageError, partition_prefix, read_manifest, sha256_bytes
+from airloop.scoring.errors import ScoringError, UpstreamCorruptError, UpstreamNotReadyError
+
+if TYPE_CHECKING:
+    from airloop.core.dates import LogicalDay
+    from airloop.core.usecase import UseCase
+
+
+def upstream_partitions(day: "LogicalDay", use_case: "UseCase") -> list[str]:
+    """The partitions scoring ``day`` waits for: every feature view's partition of the day before.
+
+    They are the newest data the features as of ``day``'s prediction time can hold (the day
+    before is the last day ingested by then); older partitions were checked when they were the
+    newest.
+    """
+    if use_case.features is None:
+        raise ScoringError(f"use case {use_case.name!r} defines no features (use_case.features)")
+    previous = day.shift(-1).key
+    return [partition_prefix("features", view.name, previous) for view in use_case.features.views]
+
+
+def verify_inputs(lake: Lake, prefixes: Iterable[str]) -> list[dict]:
+    """Check each upstream partition against its manifest; return their checksums for lineage.
+
+    :raises UpstreamNotReadyError: a partition has no manifest (names them all).
+    :raises UpstreamCorruptError: a listed file is missing or its sha256 differs (names it).
+    """
+    prefixes = sorted(set(prefixes))
+    manifests = {p: read_manifest(lake, p) for p in prefixes}
+    missing = [lake.uri(p) for p, m in manifests.items() if m is None]
+    if missing:
+        raise UpstreamNotReadyError(f"upstream partitions not published yet: {', '.join(missing)}")
+    inputs = []
+    for prefix, manifest in manifests.items():
+        files = []
+        for entry in manifest.get("files", []):
+            key = f"{prefix}/{entry['name']}"
+            try:
+                data = lake.read_bytes(key)
+            except StorageError as exc:
+                raise UpstreamCorruptError(f"upstream partition {lake.uri(prefix)} is partial: {exc}") from None
+            if sha256_bytes(data) != entry["sha256"]:
+                raise UpstreamCorruptError(
+                    f"upstream partition {lake.uri(prefix)} is corrupt: {entry['name']} does not match "
+                    f"its manifest's sha256; republish it (rerun its DAG for that day)"
+                )
+            files.append({"name": entry["name"], "sha256": entry["sha256"]})
+        inputs.append({"partition": prefix, "files": files})
+    return inputs
+
+
+def missing_inputs(lake: Lake, prefixes: Iterable[str]) -> list[str]:
+    """The upstream partitions (of ``prefixes``) not published yet: a cheap manifest check."""
+    return [p for p in sorted(set(prefixes)) if read_manifest(lake, p) is None]
