@@ -54,14 +54,14 @@ INPUTS = ["sched_hour", "day_of_week", "month", "distance", "temp", "dewp", "hum
 KEY = ["carrier", "flight", "origin", "dest", "sched_dep_ts"]
 
 
-def publish_day(lake, ds: str, current) -> None:
+def publish_day(lake, day, current) -> None:
     from airloop.core.storage import frame_to_parquet, publish_partition
 
     current = current.reset_index(drop=True).assign(flight=lambda f: f.index.astype("int64"))  # unique keys
     part = current[KEY + ["score"]].assign(model_version=1)
     features = current[KEY + [c for c in INPUTS if c not in KEY]]
-    publish_partition(lake, f"predictions/ds={ds}", {"part.parquet": frame_to_parquet(part),
-                                                     "features.parquet": frame_to_parquet(features)}, {"ds": ds})  # fmt: skip
+    publish_partition(lake, f"predictions/ds={day.key}", {"part.parquet": frame_to_parquet(part),
+                                                         "features.parquet": frame_to_parquet(features)}, {"ds": day.key})  # fmt: skip
 
 
 def accuracy(sampled_run, lake, reference, config, q1) -> None:
@@ -71,13 +71,13 @@ def accuracy(sampled_run, lake, reference, config, q1) -> None:
 
     from airloop.monitoring import drift_report, load_current
 
-    ds, sampled = sampled_run
-    current = load_current(lake, ds)
+    day, sampled = sampled_run
+    current = load_current(lake, day)
     start = time.perf_counter()
-    whole = drift_report(ds, reference, current, config=replace(config, test_max_rows=0), render_html=False)
+    whole = drift_report(day, reference, current, config=replace(config, test_max_rows=0), render_html=False)
     seconds = time.perf_counter() - start
     other_reference = q1.sample(n=len(reference), random_state=14)[reference.columns]
-    other = drift_report(ds, other_reference, current, config=config, render_html=False)
+    other = drift_report(day, other_reference, current, config=config, render_html=False)
 
     def moves(a, b):
         cols = a.body["airloop"]["columns"]
@@ -139,7 +139,8 @@ def main() -> int:
     later = rows[rows["month"] > 3]
     reference = q1.sample(n=5000, random_state=13)[INPUTS + ["score", "is_delayed"]]
     real_day = later[later["ds"] == "2013-06-14"]  # a Friday in June: weather and season differ from Q1
-    config = MonitorConfig.from_env(load_use_case())
+    use_case = load_use_case()
+    config = MonitorConfig.from_env(use_case)
 
     print(f"reference: {len(reference)} rows from Q1 2013; {len(INPUTS)} inputs + score (month and day_of_week,"
           " constant within a day, are not tested)")
@@ -155,15 +156,15 @@ def main() -> int:
         lake.write_bytes("models/m/v1/reference.parquet", frame_to_parquet(reference))
         for i, size in enumerate(sizes):
             current = real_day if size == "day" else later.sample(n=size, replace=size > len(later), random_state=i)
-            ds = f"2026-06-{10 + i:02d}"
-            publish_day(lake, ds, current)
+            day = use_case.day(f"2026-06-{10 + i:02d}")
+            publish_day(lake, day, current)
             start = time.perf_counter()
             ref = load_reference(lake, lake.uri("models/m/v1/reference.parquet"))
             load_ref_s = time.perf_counter() - start
-            result = monitor_drift(ds, settings=settings, lake=lake, store=store, reference=ref, config=config)
+            result = monitor_drift(day, settings=settings, lake=lake, store=store, reference=ref, config=config)
             seconds = time.perf_counter() - start
             html_mb = len(result.html or b"") / 1e6
-            json_kb = len(lake.read_bytes(next(k for k in lake.list_keys(f"reports/ds={ds}/drift/") if k.endswith(".json") and "manifest" not in k))) / 1e3
+            json_kb = len(lake.read_bytes(next(k for k in lake.list_keys(f"reports/ds={day.key}/drift/") if k.endswith(".json") and "manifest" not in k))) / 1e3
             goal = GOALS.get(size)
             verdict = []
             if goal is not None:
@@ -172,7 +173,7 @@ def main() -> int:
             verdict.append("HTML ok" if html_mb * 1e6 < HTML_LIMIT else "HTML too big")
             failures += html_mb * 1e6 >= HTML_LIMIT
             if result.metrics.get("rows_tested_current", len(current)) < len(current):
-                sampled_run = (ds, result)
+                sampled_run = (day, result)
             label = f"{len(current):,d}" + ((" (day, 1st)" if i == 0 else " (day)") if size == "day" else "")
             print(f"{label:>17}  {seconds:7.2f}  {load_ref_s:8.2f}  {result.metrics.get('n_columns', 0):7d}"
                   f"  {result.metrics.get('drift_share', float('nan')):11.2f}"

@@ -7,7 +7,7 @@ the route/carrier delay statistics of the feature store are left out to keep thi
 sample is 5,000 training rows with their scores. Then every day from April 1 to December 31
 is checked the way ``monitor_model`` does it: Evidently drift of the day's inputs and scores
 against the reference, the day's ROC AUC on its realized outcomes against the reference AUC,
-and :class:`airloop.monitoring.drift_policy.DriftPolicy` (defaults from the environment) applied day by
+and :class:`airloop.monitoring.DriftPolicy` (defaults from the environment) applied day by
 day. The model is never replaced, so later firings show what would happen without retraining.
 
 Prints the daily series (weekly means), the firing days in replayed and source dates, and the
@@ -37,9 +37,8 @@ def main() -> int:
     import numpy as np
     import xgboost as xgb
 
-    from airloop.monitoring.drift_policy import DayEvidence, DriftPolicy
     from airloop.core.usecase import load_use_case
-    from airloop.monitoring import MonitorConfig, drift_report, roc_auc
+    from airloop.monitoring import DayEvidence, DriftPolicy, MonitorConfig, drift_report, roc_auc
     from bench_monitor import INPUTS, real_rows
 
     rows = real_rows()
@@ -57,33 +56,33 @@ def main() -> int:
     reference = rows.loc[train.index].sample(n=5000, random_state=13)  # training sample, as train_model keeps
     reference_auc = roc_auc(holdout["is_delayed"].astype(int), rows.loc[holdout.index, "score"])
     policy = DriftPolicy.from_env()
-    config = MonitorConfig.from_env(load_use_case())
+    use_case = load_use_case()
+    config = MonitorConfig.from_env(use_case)
     print(f"model trained on Q1 2013 ({len(train):,d} labelled flights, holdout from {holdout_from}); "
           f"holdout AUC {reference_auc:.3f}")
     print(f"policy: drift share >= {policy.drift_share_threshold}, AUC drop >= {policy.auc_drop_threshold}, "
           f"{policy.consecutive_days} consecutive days, {policy.cooldown_days}-day cooldown")  # fmt: skip
 
     history, fired, drifted_counter = [], [], Counter()
-    day, last = date.fromisoformat(args.start), date.fromisoformat(args.end)
     started = time.perf_counter()
     weekly: dict[date, list] = {}
-    while day <= last:
-        current = rows[rows["ds"] == day.isoformat()]
-        result = drift_report(day.isoformat(), reference, current[INPUTS + ["score"]], config=config, render_html=False)
+    for source in use_case.day(args.start).range_to(use_case.day(args.end)):
+        day = source.date
+        current = rows[rows["ds"] == source.key]
+        result = drift_report(source, reference, current[INPUTS + ["score"]], config=config, render_html=False)
         share = result.metrics.get("policy_drift_share")  # what the policy counts (no context columns)
         share_all = result.metrics.get("drift_share")
         flown = current[current["is_delayed"].notna()]
         auc = roc_auc(flown["is_delayed"].astype(int), flown["score"]) if len(flown) >= config.min_rows else None
         drop = reference_auc - auc if auc is not None else None
         drifted_counter.update(result.metrics.get("drifted_column_names", []))
-        replayed = day + OFFSET
-        history.append(DayEvidence(ds=replayed, model_version=1, drift_share=share, auc_drop=drop))
+        replayed = source.shift(OFFSET.days)
+        history.append(DayEvidence(ds=replayed.date, model_version=1, drift_share=share, auc_drop=drop))
         # As in production the AUC of a day is known the next day: decide with yesterday's drop.
-        visible = history[:-1] + [DayEvidence(ds=replayed, model_version=1, drift_share=share)]
+        visible = history[:-1] + [DayEvidence(ds=replayed.date, model_version=1, drift_share=share)]
         if policy.decide(replayed, visible, fired).fire:
-            fired.append(replayed)
+            fired.append(replayed.date)
         weekly.setdefault(day - timedelta(days=day.weekday()), []).append((share_all, share, auc))
-        day += timedelta(days=1)
     seconds = time.perf_counter() - started
 
     print(f"\n{len(history)} days checked in {seconds:.0f} s ({seconds / len(history):.2f} s/day, no HTML)")

@@ -52,7 +52,8 @@ def frame(n, seed, shift=False):
 
 def seed_data(data_dir: Path) -> None:
     """Two model versions with promotions; three monitored days, one drifted, one report lost."""
-    from airloop.monitoring import reports as monitor
+    import airloop.monitoring as monitor
+    from airloop.core.dates import LogicalDay
     from airloop.core.config import Settings
     from airloop.registry import ModelRegistry
     from airloop.core.storage import open_lake
@@ -70,11 +71,11 @@ def seed_data(data_dir: Path) -> None:
     lake, store = open_lake(settings), monitor.MonitoringStore(settings.registry_url)
     reference = frame(2000, 1)
     for ds, shift in (("2026-03-02", False), ("2026-03-03", True), ("2026-03-04", False)):
-        result = monitor.drift_report(ds, reference, frame(800, int(ds[-2:]), shift), model_version=2)
+        result = monitor.drift_report(LogicalDay.parse(ds), reference, frame(800, int(ds[-2:]), shift), model_version=2)
         store.upsert(result, report_prefix=monitor.publish_report(lake, result), measured_on=ds)
-    perf = monitor.performance_report("2026-03-02", frame(800, 7), reference_auc=0.75, model_version=2)
+    perf = monitor.performance_report(LogicalDay.parse("2026-03-02"), frame(800, 7), reference_auc=0.75, model_version=2)
     store.upsert(perf, report_prefix=monitor.publish_report(lake, perf), measured_on="2026-03-03")
-    store.upsert(monitor.awaiting_outcomes("2026-03-03", "outcomes of 2026-03-03 are not ingested yet", 2))
+    store.upsert(monitor.awaiting_outcomes(LogicalDay.parse("2026-03-03"), "outcomes of 2026-03-03 are not ingested yet", 2))
     store.record_event("2026-03-03", model_version=2, window_start="2026-02-03", window_end="2026-03-02",
                        evidence={"drift_share": 0.75})  # fmt: skip
     lake.delete(lake.list_keys("reports/ds=2026-03-04/drift/"))

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from airloop.core.dates import LogicalDay
 from airloop.core.storage import frame_to_parquet, partition_prefix, publish_partition
 
 KEY = ["carrier", "flight", "origin", "dest", "sched_dep_ts"]
@@ -58,7 +59,7 @@ def filled(tmp_path, monkeypatch):
         registry.promote("flight_delay_xgb", v, reason=f"promotion {v}", actor="gate")
     store = MonitoringStore(settings.registry_url)
     ref = pd.DataFrame({"distance": rng.normal(size=500)})
-    store.upsert(drift_report("2026-03-05", ref, pd.DataFrame({"distance": rng.normal(3, size=500)})))
+    store.upsert(drift_report(LogicalDay.parse("2026-03-05"), ref, pd.DataFrame({"distance": rng.normal(3, size=500)})))
     store.record_event("2026-03-05", model_version=1, window_start="2026-02-05", window_end="2026-03-04",
                        evidence={"drift_share": 1.0, "reason": "3 consecutive breaching days"})  # fmt: skip
     yield settings, expected
@@ -68,7 +69,7 @@ def filled(tmp_path, monkeypatch):
 def test_summary_counts_ingestion_versions_weekly_auc_and_drift_events(filled):
     from sklearn.metrics import roc_auc_score
 
-    from airloop.loop.season import format_summary, summarize
+    from airloop.loop import format_summary, summarize
 
     settings, expected = filled
     summary = summarize("2026-03-02", "2026-03-11", settings=settings)
@@ -94,7 +95,7 @@ def test_summary_counts_ingestion_versions_weekly_auc_and_drift_events(filled):
 
 
 def test_summary_of_an_empty_range_says_nothing_happened(filled):
-    from airloop.loop.season import format_summary, summarize
+    from airloop.loop import format_summary, summarize
 
     settings, _ = filled
     text = format_summary(summarize("2027-01-01", "2027-01-03", settings=settings))
@@ -109,3 +110,50 @@ def test_cli_monitoring_table_and_season_summary(filled, capsys):
     assert "2026-03-05" in out and "DRIFT EVENT (retraining)" in out and "drifted: distance" in out
     assert main(["season-summary", "2026-03-02", "2026-03-04"]) == 0
     assert "Airloop season 2026-03-02 .. 2026-03-04" in capsys.readouterr().out
+
+
+class RecordingAirflow:
+    """The season's REST calls, recorded; every run it waits for has already succeeded."""
+
+    def __init__(self):
+        self.calls = []
+
+    def unpause(self, dag_id):
+        self.calls.append(("unpause", dag_id))
+
+    def runs(self, dag_id):
+        return []
+
+    def backfill(self, dag_id, start, end, conf=None):
+        self.calls.append(("backfill", dag_id, start, end, conf))
+
+    def trigger(self, dag_id, conf):
+        self.calls.append(("trigger", dag_id, conf))
+
+    def wait_for_partitions(self, dag_id, keys, timeout, log):
+        self.calls.append(("wait", dag_id, sorted(keys)))
+        return []
+
+    def wait_idle(self, dag_id, timeout, since_ids=None):
+        return []
+
+
+def test_run_season_parses_the_range_once_and_sends_dates_and_partition_keys(filled):
+    from airloop.loop import run_season
+
+    settings, _ = filled
+    client, lines = RecordingAirflow(), []
+    summary = run_season("2026-03-09", "2026-03-11", settings=settings, client=client, warmup_days=7, log=lines.append)
+    backfills = [c[1:] for c in client.calls if c[0] == "backfill"]
+    assert backfills == [
+        ("ingest_flights", date(2026, 3, 2), date(2026, 3, 8), None),  # the warm-up week before the range
+        ("ingest_flights", date(2026, 3, 9), date(2026, 3, 11), None),
+        ("batch_predict", date(2026, 3, 9), date(2026, 3, 12), {"model_version": 2}),  # pinned to the champion
+    ]
+    assert all(type(start) is date and type(end) is date for _, start, end, _ in backfills)
+    waits = {(c[1], tuple(c[2])) for c in client.calls if c[0] == "wait"}
+    assert ("monitor_model", ("2026-03-09", "2026-03-10", "2026-03-11")) in waits
+    (trigger,) = [c[2] for c in client.calls if c[0] == "trigger"]  # a champion exists: only the weekly retraining
+    assert trigger == {"window_start": "2026-03-02", "window_end": "2026-03-11", "reason": "season: weekly retraining"}
+    assert "[season] ingest 2026-03-02 .. 2026-03-08 (+ features)" in lines
+    assert (summary.start, summary.end) == ("2026-03-02", "2026-03-11") and summary.scored_days == 10

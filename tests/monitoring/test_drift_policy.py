@@ -7,9 +7,15 @@ from datetime import date, timedelta
 import pytest
 
 from airloop.core.config import SettingsError
-from airloop.monitoring.drift_policy import DayEvidence, DriftPolicy, evidence_from_rows
+from airloop.core.dates import LogicalDay
+from airloop.monitoring import DayEvidence, DriftPolicy, evidence_from_rows
 
 START = date(2026, 3, 1)
+
+
+def on(day: date) -> LogicalDay:
+    """The logical day the operator hands the policy (New York, scored at 02:00)."""
+    return LogicalDay(day, "America/New_York")
 
 
 def series(shares, *, version=1, auc_drops=None, start=START):
@@ -24,7 +30,7 @@ def fire_days(policy, history):
     """Replay the policy day by day as the DAG does, feeding back its own firings."""
     fired = []
     for day in sorted(d.ds for d in history):
-        if policy.decide(day, history, fired).fire:
+        if policy.decide(on(day), history, fired).fire:
             fired.append(day)
     return fired
 
@@ -48,8 +54,8 @@ def test_threshold_on_auc_drop_alone():
 
 def test_fires_only_after_n_consecutive_breaching_days():
     history = series([0.1, 0.6, 0.7, 0.8, 0.9])
-    assert [POLICY.decide(d.ds, history).fire for d in history] == [False, False, False, True, True]
-    decision = POLICY.decide(START + timedelta(days=3), history)
+    assert [POLICY.decide(on(d.ds), history).fire for d in history] == [False, False, False, True, True]
+    decision = POLICY.decide(on(START + timedelta(days=3)), history)
     assert [e.ds for e in decision.streak] == [START + timedelta(days=i) for i in (1, 2, 3)]
 
 
@@ -69,9 +75,9 @@ def test_one_episode_fires_once_then_cooldown():
     history = series([0.9] * 10)  # persistent drift under the same model for 10 days
     fired = fire_days(POLICY, history)
     assert fired == [START + timedelta(days=2)]
-    decision = POLICY.decide(START + timedelta(days=9), history, fired)
+    decision = POLICY.decide(on(START + timedelta(days=9)), history, fired)
     assert not decision.fire and "cooldown" in decision.reason
-    decision = POLICY.decide(START + timedelta(days=3), history, fired)
+    decision = POLICY.decide(on(START + timedelta(days=3)), history, fired)
     assert not decision.fire and f"same drift episode as the firing on {START + timedelta(days=2)}" in decision.reason
 
 
@@ -87,13 +93,13 @@ def test_a_new_champion_starts_a_fresh_count():
     new = series([0.9, 0.9], version=2, start=START + timedelta(days=2))
     history = old + new
     assert fire_days(POLICY, history) == []
-    assert POLICY.decide(START + timedelta(days=4), history + series([0.9], version=2, start=START + timedelta(days=4))).fire
+    assert POLICY.decide(on(START + timedelta(days=4)), history + series([0.9], version=2, start=START + timedelta(days=4))).fire
 
 
 def test_performance_drop_arrives_a_day_late_and_still_counts():
     # AUC of day i is known on day i+1: on the deciding day only yesterday's drop is known.
     history = series([0.1, 0.1, 0.1, 0.1], auc_drops=[0.08, 0.09, 0.1, None])
-    decision = POLICY.decide(START + timedelta(days=3), history)
+    decision = POLICY.decide(on(START + timedelta(days=3)), history)
     assert decision.fire, decision.reason
     assert "AUC drop" in decision.reason
     assert decision.streak[-1].ds == START + timedelta(days=2)
@@ -102,15 +108,15 @@ def test_performance_drop_arrives_a_day_late_and_still_counts():
 def test_rerunning_a_day_that_fired_gives_the_same_answer():
     history = series([0.9] * 4)
     day = START + timedelta(days=2)
-    assert POLICY.decide(day, history).fire
+    assert POLICY.decide(on(day), history).fire
     # the store records the firing of `day`; re-deciding `day` ignores firings on or after it
-    assert POLICY.decide(day, history, fired_on=[day]).fire
+    assert POLICY.decide(on(day), history, fired_on=[day]).fire
 
 
 def test_suggested_window_ends_at_the_last_labelled_day():
     policy = DriftPolicy(consecutive_days=2, training_window_days=28, outcome_lag_days=1)
     history = series([0.9, 0.9])
-    decision = policy.decide(START + timedelta(days=1), history)
+    decision = policy.decide(on(START + timedelta(days=1)), history)
     extra = decision.extra()
     assert decision.fire
     assert extra["window_end"] == START.isoformat()
@@ -121,7 +127,7 @@ def test_suggested_window_ends_at_the_last_labelled_day():
 
 def test_days_after_the_decision_day_are_ignored():
     history = series([0.1, 0.9, 0.9, 0.9])
-    assert not POLICY.decide(START + timedelta(days=1), history).fire
+    assert not POLICY.decide(on(START + timedelta(days=1)), history).fire
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from airloop.monitoring import reports as monitor
+import airloop.monitoring as monitor
+from airloop.core.dates import LogicalDay
 from airloop.monitoring import (
     AWAITING,
     DRIFT,
@@ -23,6 +26,8 @@ from airloop.monitoring import (
     parse_drift_json,
     performance_report,
 )
+from airloop.monitoring.drift import day_seed, rows_to_test
+from airloop.monitoring.metrics import is_context_column
 
 CARRIERS = ["AA", "B6", "DL", "EV", "UA", "US"]
 
@@ -57,6 +62,11 @@ def reference(n: int = 2000, seed: int = 1) -> pd.DataFrame:
 CONFIG = MonitorConfig(min_rows=50, html_sample_rows=5000)
 
 
+def day_of(key: str) -> LogicalDay:
+    """A day of the flights use case (New York, scored at 02:00), as the boundary parses it."""
+    return LogicalDay.parse(key, "America/New_York", "02:00")
+
+
 @pytest.fixture(scope="module")
 def ref():
     return reference()
@@ -64,12 +74,12 @@ def ref():
 
 @pytest.fixture(scope="module")
 def calm(ref):
-    return drift_report("2026-03-02", ref, inputs(900, seed=2), config=CONFIG, model_version=3)
+    return drift_report(day_of("2026-03-02"), ref, inputs(900, seed=2), config=CONFIG, model_version=3)
 
 
 @pytest.fixture(scope="module")
 def drifted(ref):
-    return drift_report("2026-03-03", ref, inputs(900, seed=3, shift=True), config=CONFIG, model_version=3)
+    return drift_report(day_of("2026-03-03"), ref, inputs(900, seed=3, shift=True), config=CONFIG, model_version=3)
 
 
 def test_an_undrifted_day_shows_little_drift(calm):
@@ -101,7 +111,7 @@ def test_reports_render_html_and_complete_json(drifted):
 
 def test_an_oversized_html_is_rendered_from_a_bounded_sample_but_numbers_use_every_row(ref):
     config = MonitorConfig(min_rows=50, html_sample_rows=300, html_max_bytes=1000)  # any real report is bigger
-    result = drift_report("2026-03-04", ref, inputs(1200, seed=4, shift=True), config=config)
+    result = drift_report(day_of("2026-03-04"), ref, inputs(1200, seed=4, shift=True), config=config)
     assert result.rows_current == 1200 and result.body["airloop"]["rows_current"] == 1200
     assert b"rendered from a sample of 300 of 1200 current" in result.html
     assert result.metrics["drift_share"] >= 0.5
@@ -141,7 +151,7 @@ def test_parse_classification_json_leaves_missing_metrics_empty():
     [(0, 2000, "current sample has 0 rows"), (10, 2000, "current sample has 10 rows"), (900, 0, "reference sample has 0")],
 )
 def test_empty_or_tiny_samples_are_skipped_without_a_drift_share(ref, n_current, n_reference, side):
-    result = drift_report("2026-03-02", ref.head(n_reference), inputs(900, seed=5).head(n_current), config=CONFIG)
+    result = drift_report(day_of("2026-03-02"), ref.head(n_reference), inputs(900, seed=5).head(n_current), config=CONFIG)
     assert result.status == SKIPPED
     assert side in result.message and "drift not assessed" in result.message
     assert "drift_share" not in result.metrics and result.html is None
@@ -150,7 +160,7 @@ def test_empty_or_tiny_samples_are_skipped_without_a_drift_share(ref, n_current,
 def test_a_column_entirely_null_is_reported_not_tested_and_no_false_alarm(ref):
     current = inputs(900, seed=6)
     current["origin_delay_rate_7d"] = np.nan  # a broken feature pipeline
-    result = drift_report("2026-03-02", ref, current, config=CONFIG)
+    result = drift_report(day_of("2026-03-02"), ref, current, config=CONFIG)
     assert result.status == OK
     assert result.metrics["null_columns"] == ["origin_delay_rate_7d"]
     assert "origin_delay_rate_7d" not in result.body["airloop"]["columns"]
@@ -161,16 +171,16 @@ def test_a_column_entirely_null_is_reported_not_tested_and_no_false_alarm(ref):
 def test_a_long_day_is_tested_on_a_seeded_sample_that_a_rerun_repeats(ref):
     config = MonitorConfig(min_rows=50, test_max_rows=3000)
     current = inputs(12_000, seed=9)
-    first = drift_report("2026-03-02", ref, current, config=config, render_html=False)
-    again = drift_report("2026-03-02", ref, current, config=config, render_html=False)
+    first = drift_report(day_of("2026-03-02"), ref, current, config=config, render_html=False)
+    again = drift_report(day_of("2026-03-02"), ref, current, config=config, render_html=False)
     assert first.metrics["rows_tested_current"] == 3000 and first.rows_current == 12_000
     assert first.body["airloop"]["rows_current"] == 12_000 and first.body["airloop"]["current_sample_seed"] is not None
     assert "3,000 of 12,000 current rows" in first.message
     assert again.body["airloop"]["columns"] == first.body["airloop"]["columns"]  # same rows on a rerun
-    other_day = drift_report("2026-03-03", ref, current, config=config, render_html=False)
+    other_day = drift_report(day_of("2026-03-03"), ref, current, config=config, render_html=False)
     assert other_day.body["airloop"]["columns"] != first.body["airloop"]["columns"]  # another day, other rows
     # Every row (test_max_rows=0) gives the same verdicts, with scores within a few hundredths.
-    whole = drift_report("2026-03-02", ref, current, config=MonitorConfig(min_rows=50, test_max_rows=0), render_html=False)
+    whole = drift_report(day_of("2026-03-02"), ref, current, config=MonitorConfig(min_rows=50, test_max_rows=0), render_html=False)
     assert whole.metrics["rows_tested_current"] == 12_000 and "sample" not in whole.message
     assert whole.body["airloop"]["current_sample_seed"] is None
     for column, tested in whole.body["airloop"]["columns"].items():
@@ -180,18 +190,18 @@ def test_a_long_day_is_tested_on_a_seeded_sample_that_a_rerun_repeats(ref):
 
 
 def test_a_sampled_report_says_so_in_its_html(ref):
-    result = drift_report("2026-03-02", ref, inputs(6000, seed=10), config=MonitorConfig(min_rows=50, test_max_rows=2500))
+    result = drift_report(day_of("2026-03-02"), ref, inputs(6000, seed=10), config=MonitorConfig(min_rows=50, test_max_rows=2500))
     assert b"seeded sample of 2,500 of 6,000 current rows" in result.html
 
 
 def test_a_day_within_the_cap_is_tested_whole(ref):
-    result = drift_report("2026-03-02", ref, inputs(900, seed=11), config=CONFIG, render_html=False)
+    result = drift_report(day_of("2026-03-02"), ref, inputs(900, seed=11), config=CONFIG, render_html=False)
     assert result.metrics["rows_tested_current"] == 900 and result.body["airloop"]["current_sample_seed"] is None
 
 
 def test_no_testable_column_is_skipped(ref):
     current = pd.DataFrame({"flight": range(100), "unrelated": 1.0})
-    result = drift_report("2026-03-02", ref, current, config=CONFIG)
+    result = drift_report(day_of("2026-03-02"), ref, current, config=CONFIG)
     assert result.status == SKIPPED and "no column" in result.message
 
 
@@ -206,7 +216,7 @@ def test_performance_report_matches_sklearn_and_measures_the_drop():
     from sklearn.metrics import roc_auc_score
 
     day = scored_day(800, 7, signal=0.2)
-    result = performance_report("2026-03-01", day, reference_auc=0.95, config=CONFIG, threshold=0.3)
+    result = performance_report(day_of("2026-03-01"), day, reference_auc=0.95, config=CONFIG, threshold=0.3)
     assert result.status == OK
     expected = roc_auc_score(day["is_delayed"], day["score"])
     assert result.metrics["auc"] == pytest.approx(expected, abs=1e-9)
@@ -219,9 +229,9 @@ def test_performance_report_matches_sklearn_and_measures_the_drop():
 
 def test_performance_with_one_class_or_few_labels_is_skipped_not_zero():
     one_class = pd.DataFrame({"score": np.linspace(0.1, 0.9, 200), "is_delayed": 0})
-    result = performance_report("2026-03-01", one_class, config=CONFIG)
+    result = performance_report(day_of("2026-03-01"), one_class, config=CONFIG)
     assert result.status == SKIPPED and "undefined" in result.message and "auc" not in result.metrics
-    few = performance_report("2026-03-01", scored_day(20, 8, signal=0.5), config=CONFIG)
+    few = performance_report(day_of("2026-03-01"), scored_day(20, 8, signal=0.5), config=CONFIG)
     assert few.status == SKIPPED and "20 labelled" in few.message
 
 
@@ -264,7 +274,7 @@ def test_store_upserts_one_row_per_day_and_kind(env, calm, drifted):
     assert [r["ds"] for r in rows] == ["2026-03-02", "2026-03-03"]
     assert rows[1]["drifted_column_names"] == drifted.metrics["drifted_column_names"]
     assert rows[0]["drift_share"] == pytest.approx(calm.metrics["drift_share"])
-    assert store.rows(kind=PERFORMANCE) == [] and len(store.rows(start="2026-03-03")) == 1
+    assert store.rows(kind=PERFORMANCE) == [] and len(store.rows(start=date(2026, 3, 3))) == 1
 
 
 def test_drift_events_are_recorded_once(env):
@@ -276,16 +286,17 @@ def test_drift_events_are_recorded_once(env):
     assert not store.record_event("2026-03-05", model_version=3, window_start="x", window_end="y", evidence={}, run_id="r2")
     events = store.drift_events()
     assert len(events) == 1 and events[0]["evidence"] == {"drift_share": 0.8}
+    assert store.fired_days() == [date(2026, 3, 5)]  # the stored key read back as a date
 
 
 def test_publish_and_read_reports(env, drifted):
     _, lake, _ = env
     prefix = monitor.publish_report(lake, drifted)
     assert prefix == "reports/ds=2026-03-03/drift"
-    assert monitor.read_report(lake, "2026-03-03", DRIFT) == drifted.html
-    body = json.loads(monitor.read_report(lake, "2026-03-03", DRIFT, "report.json"))
+    assert monitor.read_report(lake, day_of("2026-03-03"), DRIFT) == drifted.html
+    body = json.loads(monitor.read_report(lake, day_of("2026-03-03"), DRIFT, "report.json"))
     assert body["airloop"]["rows_current"] == 900
-    assert monitor.read_report(lake, "2026-03-04", DRIFT) is None  # never published
+    assert monitor.read_report(lake, day_of("2026-03-04"), DRIFT) is None  # never published
     skipped = monitor.ReportResult(ds="2026-03-04", kind=DRIFT, status=SKIPPED, message="tiny")
     assert monitor.publish_report(lake, skipped) is None
 
@@ -304,12 +315,12 @@ def publish_scored_day(lake, ds, frame):
 def test_monitor_drift_reads_the_scored_day_and_stores_everything(env, ref):
     settings, lake, store = env
     publish_scored_day(lake, "2026-03-03", inputs(900, seed=9, shift=True))
-    result = monitor.monitor_drift("2026-03-03", settings=settings, lake=lake, store=store, reference=ref, config=CONFIG)
+    result = monitor.monitor_drift(day_of("2026-03-03"), settings=settings, lake=lake, store=store, reference=ref, config=CONFIG)
     assert result.status == OK and result.model_version == 3
     assert "score" in result.body["airloop"]["columns"]  # the scores were joined to their inputs
     (row,) = store.rows(kind=DRIFT)
     assert row["report_prefix"] == "reports/ds=2026-03-03/drift" and row["drift_share"] >= 0.5
-    assert monitor.read_report(lake, "2026-03-03", DRIFT) is not None
+    assert monitor.read_report(lake, day_of("2026-03-03"), DRIFT) is not None
 
 
 def test_monitor_drift_of_an_unscored_day_raises(env, ref):
@@ -317,7 +328,7 @@ def test_monitor_drift_of_an_unscored_day_raises(env, ref):
 
     settings, lake, store = env
     with pytest.raises(PartitionNotFound):
-        monitor.monitor_drift("2026-03-09", settings=settings, lake=lake, store=store, reference=ref)
+        monitor.monitor_drift(day_of("2026-03-09"), settings=settings, lake=lake, store=store, reference=ref)
 
 
 def test_monitor_performance_awaits_outcomes_then_measures_them(env, ref):
@@ -325,8 +336,8 @@ def test_monitor_performance_awaits_outcomes_then_measures_them(env, ref):
 
     settings, lake, store = env
     preds = publish_scored_day(lake, "2026-03-02", inputs(900, seed=10))
-    result = monitor.monitor_performance("2026-03-02", settings=settings, lake=lake, store=store, reference=ref,
-                                         config=CONFIG, measured_on="2026-03-03")  # fmt: skip
+    result = monitor.monitor_performance(day_of("2026-03-02"), settings=settings, lake=lake, store=store, reference=ref,
+                                         config=CONFIG, measured_on=day_of("2026-03-03"))  # fmt: skip
     assert result.status == AWAITING and "not ingested yet" in result.message
     (row,) = store.rows(kind=PERFORMANCE)
     assert row["status"] == AWAITING and row["auc"] is None  # awaiting, not zero
@@ -337,32 +348,55 @@ def test_monitor_performance_awaits_outcomes_then_measures_them(env, ref):
     )
     raw.loc[:49, "arr_delay"] = np.nan  # 50 cancelled or diverted flights: unlabelled
     publish_partition(lake, partition_prefix("raw", "flights", "2026-03-02"), {"part.parquet": frame_to_parquet(raw)}, {})
-    result = monitor.monitor_performance("2026-03-02", settings=settings, lake=lake, store=store, reference=ref,
-                                         config=CONFIG, measured_on="2026-03-03")  # fmt: skip
+    result = monitor.monitor_performance(day_of("2026-03-02"), settings=settings, lake=lake, store=store, reference=ref,
+                                         config=CONFIG, measured_on=day_of("2026-03-03"))  # fmt: skip
     assert result.status == OK and result.rows_current == 850
     assert result.metrics["reference_auc"] == pytest.approx(monitor.roc_auc(ref["is_delayed"], ref["score"]))
     assert result.metrics["auc"] > 0.5
     (row,) = store.rows(kind=PERFORMANCE)
     assert row["status"] == OK and row["auc"] == pytest.approx(result.metrics["auc"]) and row["measured_on"] == "2026-03-03"
-    assert monitor.read_report(lake, "2026-03-02", PERFORMANCE) is not None
+    assert monitor.read_report(lake, day_of("2026-03-02"), PERFORMANCE) is not None
 
 
 def test_monitor_performance_of_an_unscored_day_is_skipped(env):
     settings, lake, store = env
-    result = monitor.monitor_performance("2026-03-01", settings=settings, lake=lake, store=store, config=CONFIG)
+    result = monitor.monitor_performance(day_of("2026-03-01"), settings=settings, lake=lake, store=store, config=CONFIG)
     assert result.status == SKIPPED and "not scored" in result.message
 
 
 def test_report_prefix_refuses_unknown_kinds():
     with pytest.raises(ValueError, match="unknown report kind"):
-        monitor.report_prefix("2026-03-01", "quality")
+        monitor.report_prefix(day_of("2026-03-01"), "quality")
+
+
+def test_a_day_is_taken_as_given_its_key_names_the_partitions_and_its_zone_carries_over():
+    day = day_of("2026-03-08")  # New York springs forward: the key is still the calendar day
+    assert monitor.report_prefix(day, DRIFT) == "reports/ds=2026-03-08/drift"
+    assert monitor.predictions_prefix(day) == "predictions/ds=2026-03-08"
+    evaluated = monitor.outcome_day(day, MonitorConfig(outcome_lag_days=2))
+    assert evaluated == day_of("2026-03-06")  # a LogicalDay, same zone and cutoff
+    assert monitor.outcome_day(day).key == "2026-03-07"
+
+
+def test_the_sample_seed_is_the_day_key_alone():
+    import hashlib
+
+    # The seed of the key string, as before days were typed: a rerun samples the same rows.
+    expected = int(hashlib.sha256(b"2026-03-02").hexdigest()[:8], 16)
+    assert day_seed(day_of("2026-03-02")) == day_seed(LogicalDay.parse("2026-03-02")) == expected
+    frame = pd.DataFrame({"x": range(1000)})
+    sample = rows_to_test(frame, day_of("2026-03-02"), 100)
+    assert len(sample) == 100 and sample.index.is_monotonic_increasing
+    assert sample.equals(rows_to_test(frame, LogicalDay.parse("2026-03-02"), 100))
+    assert not sample.equals(rows_to_test(frame, day_of("2026-03-03"), 100))
+    assert rows_to_test(frame, day_of("2026-03-02"), 0) is frame
 
 
 def test_context_columns_are_reported_but_left_out_of_the_policy_share(ref):
     current = inputs(900, seed=12)
     current["origin_delay_rate_7d"] = current["origin_delay_rate_7d"] + 0.4  # only this one (and the score?) moves
     config = MonitorConfig(min_rows=50, context_columns=("origin_delay_rate_7d", "score"))
-    result = drift_report("2026-03-05", ref, current, config=config)
+    result = drift_report(day_of("2026-03-05"), ref, current, config=config)
     assert "origin_delay_rate_7d" in result.metrics["drifted_column_names"]
     assert result.metrics["context_columns"] == ["origin_delay_rate_7d", "score"]
     drifted_other = [c for c in result.metrics["drifted_column_names"] if c not in ("origin_delay_rate_7d", "score")]
@@ -373,8 +407,8 @@ def test_context_columns_are_reported_but_left_out_of_the_policy_share(ref):
 def test_context_columns_match_feature_view_names_and_come_from_the_use_case(monkeypatch):
     from airloop.core.usecase import load_use_case
 
-    assert monitor.is_context_column("origin_weather__temp", ("temp",))
-    assert not monitor.is_context_column("temperature_delta", ("temp",))
+    assert is_context_column("origin_weather__temp", ("temp",))
+    assert not is_context_column("temperature_delta", ("temp",))
     config = MonitorConfig.from_env(load_use_case("airloop.usecases.flights:USE_CASE"))
     assert {"temp", "precip", "score"} <= set(config.context_columns) and "distance" not in config.context_columns
     monkeypatch.setenv("AIRLOOP_MONITOR_CONTEXT_COLUMNS", "-")

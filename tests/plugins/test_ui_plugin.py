@@ -151,17 +151,18 @@ def frame(n, seed, shift=False):
 @pytest.fixture
 def monitored(airloop_env):
     """Three monitored days: calm, drifted (retraining fired), and one whose report file is gone."""
-    from airloop.monitoring import reports as monitor
+    import airloop.monitoring as monitor
+    from airloop.core.dates import LogicalDay
     from airloop.core.storage import open_lake
 
     lake, store = open_lake(airloop_env), monitor.MonitoringStore(airloop_env.registry_url)
     reference = frame(2000, 1)
     for ds, shift in (("2026-03-02", False), ("2026-03-03", True), ("2026-03-04", False)):
-        result = monitor.drift_report(ds, reference, frame(800, int(ds.replace("-", "")) % 1000, shift), model_version=2)
+        result = monitor.drift_report(LogicalDay.parse(ds), reference, frame(800, int(ds.replace("-", "")) % 1000, shift), model_version=2)
         store.upsert(result, report_prefix=monitor.publish_report(lake, result), measured_on=ds)
-    perf = monitor.performance_report("2026-03-02", frame(800, 7), reference_auc=0.75, model_version=2)
+    perf = monitor.performance_report(LogicalDay.parse("2026-03-02"), frame(800, 7), reference_auc=0.75, model_version=2)
     store.upsert(perf, report_prefix=monitor.publish_report(lake, perf), measured_on="2026-03-03")
-    store.upsert(monitor.awaiting_outcomes("2026-03-03", "outcomes of 2026-03-03 are not ingested yet", 2))
+    store.upsert(monitor.awaiting_outcomes(LogicalDay.parse("2026-03-03"), "outcomes of 2026-03-03 are not ingested yet", 2))
     store.record_event("2026-03-03", model_version=2, window_start="2026-02-03", window_end="2026-03-02",
                        evidence={"drift_share": 0.75})  # fmt: skip
     lake.delete(lake.list_keys("reports/ds=2026-03-04/drift/"))  # the listed report went missing
@@ -189,11 +190,12 @@ def test_monitoring_page_shows_chart_table_links_and_missing_reports(client, air
 
 
 def test_monitoring_page_says_when_a_long_day_was_tested_on_a_sample(client, airflow_auth, monitored, airloop_env):
-    from airloop.monitoring import reports as monitor
+    import airloop.monitoring as monitor
+    from airloop.core.dates import LogicalDay
     from airloop.core.storage import open_lake
 
     config = monitor.MonitorConfig(test_max_rows=300)
-    result = monitor.drift_report("2026-03-05", frame(2000, 1), frame(800, 5), model_version=2, config=config)
+    result = monitor.drift_report(LogicalDay.parse("2026-03-05"), frame(2000, 1), frame(800, 5), model_version=2, config=config)
     monitored.upsert(result, report_prefix=monitor.publish_report(open_lake(airloop_env), result), measured_on="2026-03-05")
     html = client.get("/monitoring", cookies={"_token": airflow_auth}).text
     row_05 = html[html.index("id='ds-2026-03-05'") :].split("</tr>")[0]

@@ -13,37 +13,47 @@ def cmd_monitor(args) -> int:
     """Drift + performance checks for each day (same code as the DAG); the policy's verdict is
     printed, not acted on: only the ``monitor_model`` DAG emits the drift asset."""
     from airloop.cli.output import print_json
-    from airloop.core.dates import ds_range
-    from airloop.monitoring.drift_policy import DriftPolicy, evidence_from_rows
-    from airloop.monitoring import MonitorConfig, MonitoringStore, monitor_drift, monitor_performance, outcome_day
     from airloop.core.storage import PartitionNotFound, open_lake
+    from airloop.core.usecase import load_use_case
+    from airloop.monitoring import (
+        DriftPolicy,
+        evidence_from_rows,
+        MonitorConfig,
+        MonitoringStore,
+        monitor_drift,
+        monitor_performance,
+        outcome_day,
+    )
 
     settings = _settings()
-    from airloop.core.usecase import load_use_case
-
-    config = MonitorConfig.from_env(load_use_case(settings.use_case))
+    use_case = load_use_case(settings.use_case)
+    config = MonitorConfig.from_env(use_case)
     lake, store = open_lake(settings), MonitoringStore(settings.registry_url)
     policy = DriftPolicy.from_env()
-    for day in ds_range(args.start, args.end or args.start):
-        ds = day.isoformat()
+    for day in use_case.day(args.start).range_to(use_case.day(args.end or args.start)):
         try:
-            drift = monitor_drift(ds, settings=settings, lake=lake, store=store, config=config).summary()
+            drift = monitor_drift(day, settings=settings, lake=lake, store=store, config=config).summary()
         except PartitionNotFound:
-            drift = {"ds": ds, "status": "skipped", "message": f"{ds} was not scored"}
-        evaluated = outcome_day(ds, config)
+            drift = {"ds": day.key, "status": "skipped", "message": f"{day.key} was not scored"}
+        evaluated = outcome_day(day, config)
         performance = monitor_performance(evaluated, settings=settings, lake=lake, store=store, config=config,
-                                          measured_on=ds).summary()  # fmt: skip
-        decision = policy.decide(day, evidence_from_rows(store.rows(end=ds)), [e["ds"] for e in store.drift_events()])
-        print_json({"ds": ds, "drift": drift, "performance": performance,
+                                          measured_on=day).summary()  # fmt: skip
+        decision = policy.decide(day, evidence_from_rows(store.rows(end=day.date)), store.fired_days())
+        print_json({"ds": day.key, "drift": drift, "performance": performance,
                     "policy": {"would_fire": decision.fire, "reason": decision.reason}})  # fmt: skip
     return 0
 
 
 def cmd_monitoring(args) -> int:
+    from airloop.core.usecase import load_use_case
     from airloop.monitoring import MonitoringStore
 
-    store = MonitoringStore(_settings().registry_url)
-    rows = store.rows(start=args.start, end=args.end)
+    settings = _settings()
+    use_case = load_use_case(settings.use_case)
+    start = use_case.day(args.start).date if args.start else None
+    end = use_case.day(args.end).date if args.end else None
+    store = MonitoringStore(settings.registry_url)
+    rows = store.rows(start=start, end=end)
     if not rows:
         print("no monitoring results yet (run the monitor_model DAG or `airloop monitor DS`)")
         return 0
@@ -78,7 +88,7 @@ def cmd_drift_events(args) -> int:
 
 
 def cmd_season_summary(args) -> int:
-    from airloop.loop.season import format_summary, summarize
+    from airloop.loop import format_summary, summarize
 
     print(format_summary(summarize(args.start, args.end, settings=_settings())))
     return 0
@@ -103,7 +113,7 @@ def cmd_season(args) -> int:
     from pathlib import Path
 
     from airloop.core.config import env_str
-    from airloop.loop.season import AirflowClient, format_summary, run_season
+    from airloop.loop import AirflowClient, format_summary, run_season
 
     url = (args.airflow_url or env_str("AIRLOOP_AIRFLOW_URL", "http://localhost:8080")).rstrip("/")
     started = None

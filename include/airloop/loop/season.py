@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airloop.core.dates import ds_range, parse_ds
-
 if TYPE_CHECKING:
     from airloop.core.config import Settings
+    from airloop.core.dates import LogicalDay
     from airloop.core.storage import Lake
 
 
@@ -46,7 +45,7 @@ def _manifest(lake: "Lake", prefix: str) -> dict | None:
     return read_manifest(lake, prefix)
 
 
-def ingestion_totals(lake: "Lake", days: list[date], tables: list[str]) -> dict[str, dict[str, int]]:
+def ingestion_totals(lake: "Lake", days: "list[LogicalDay]", tables: list[str]) -> dict[str, dict[str, int]]:
     """Per table: valid rows, quarantined rows and days ingested, from the raw manifests."""
     from airloop.core.storage import partition_prefix
 
@@ -54,7 +53,7 @@ def ingestion_totals(lake: "Lake", days: list[date], tables: list[str]) -> dict[
     for table in tables:
         totals = {"rows": 0, "quarantined": 0, "days": 0}
         for day in days:
-            manifest = _manifest(lake, partition_prefix("raw", table, day.isoformat()))
+            manifest = _manifest(lake, partition_prefix("raw", table, day.key))
             if manifest is None:
                 continue
             totals["days"] += 1
@@ -64,7 +63,7 @@ def ingestion_totals(lake: "Lake", days: list[date], tables: list[str]) -> dict[
     return out
 
 
-def weekly_auc(lake: "Lake", days: list[date], *, late_minutes: int = 15, key: tuple[str, ...] | None = None) -> list[dict]:
+def weekly_auc(lake: "Lake", days: "list[LogicalDay]", *, late_minutes: int = 15, key: tuple[str, ...] | None = None) -> list[dict]:
     """ROC AUC of the nightly predictions on their realized outcomes, per ISO week (Mon-Sun).
 
     Only days that were both scored and ingested count; unlabelled flights are left out.
@@ -77,14 +76,14 @@ def weekly_auc(lake: "Lake", days: list[date], *, late_minutes: int = 15, key: t
     weeks: dict[date, list] = defaultdict(list)
     for day in days:
         try:
-            predictions = read_partition_frame(lake, predictions_prefix(day.isoformat()))
+            predictions = read_partition_frame(lake, predictions_prefix(day))
         except PartitionNotFound:
             continue
-        outcomes = load_outcomes(lake, day.isoformat(), late_minutes=late_minutes)
+        outcomes = load_outcomes(lake, day, late_minutes=late_minutes)
         if outcomes is None:
             continue
         joined = join_outcomes(predictions, outcomes, key)
-        weeks[day - timedelta(days=day.weekday())].append(joined.assign(ds=day.isoformat()))
+        weeks[day.date - timedelta(days=day.date.weekday())].append(joined.assign(ds=day.key))
     out = []
     for monday, frames in sorted(weeks.items()):
         frame = pd.concat(frames, ignore_index=True)
@@ -98,19 +97,23 @@ def weekly_auc(lake: "Lake", days: list[date], *, late_minutes: int = 15, key: t
     return out
 
 
-def summarize(start: str | date, end: str | date, *, settings: "Settings", lake: "Lake | None" = None) -> SeasonSummary:
-    """What the loop did over ``[start, end]`` (see the module docstring)."""
+def summarize(start: "str | date | LogicalDay", end: "str | date | LogicalDay", *, settings: "Settings",
+              lake: "Lake | None" = None) -> SeasonSummary:  # fmt: skip
+    """What the loop did over ``[start, end]`` (see the module docstring).
+
+    The range is parsed here, once, into the use case's days.
+    """
     from airloop.monitoring import MonitorConfig, MonitoringStore, predictions_prefix
     from airloop.core.storage import open_lake
     from airloop.core.usecase import load_use_case
 
     lake = lake or open_lake(settings)
     use_case = load_use_case(settings.use_case)
-    days = ds_range(start, end)
-    summary = SeasonSummary(start=days[0].isoformat(), end=days[-1].isoformat())
+    days = use_case.day(start).range_to(use_case.day(end))
+    summary = SeasonSummary(start=days[0].key, end=days[-1].key)
     summary.ingested = ingestion_totals(lake, days, list(use_case.tables))
     for day in days:
-        manifest = _manifest(lake, predictions_prefix(day.isoformat()))
+        manifest = _manifest(lake, predictions_prefix(day))
         if manifest is not None:
             summary.scored_days += 1
             summary.scored_rows += int(manifest.get("rows", 0) or 0)
@@ -136,7 +139,7 @@ def summarize(start: str | date, end: str | date, *, settings: "Settings", lake:
                                            "run_id": h.run_id})  # fmt: skip
 
     store = MonitoringStore(settings.registry_url)
-    summary.monitored_days = len({r["ds"] for r in store.rows(kind="drift", start=summary.start, end=summary.end)})
+    summary.monitored_days = len({r["ds"] for r in store.rows(kind="drift", start=days[0].date, end=days[-1].date)})
     for event in store.drift_events():
         if not summary.start <= str(event["ds"]) <= summary.end:
             continue
@@ -327,52 +330,54 @@ def run_season(
        serving history); each scored day triggers ``monitor_model`` through the predictions asset,
        whose drift policy may trigger ``train_model`` through the drift asset; wait for all of it;
        then the weekly retraining on the last ``window_days`` ingested days.
+
+    The range is parsed here, once, into the use case's days.
     """
     from airloop.registry import ModelRegistry
     from airloop.core.usecase import load_use_case
 
     use_case = load_use_case(settings.use_case)
-    first, last = parse_ds(start), parse_ds(end)
+    first, last = use_case.day(start), use_case.day(end)
     registry = ModelRegistry(settings.registry_url)
     model_name = use_case.model.name
     for dag_id in SEASON_DAGS:
         client.unpause(dag_id)
 
-    def ingest(days: list[date]) -> None:
-        keys = {d.isoformat() for d in days}
+    def ingest(days: "list[LogicalDay]") -> None:
+        keys = {d.key for d in days}
         log(f"[season] ingest {days[0]} .. {days[-1]} (+ features)")
-        client.backfill("ingest_flights", days[0], days[-1])
+        client.backfill("ingest_flights", days[0].date, days[-1].date)
         client.wait_for_partitions("ingest_flights", keys, timeout_s, log)
         client.wait_for_partitions("materialize_features", keys, timeout_s, log)
 
-    def train(window_start: date, window_end: date, reason: str) -> None:
+    def train(window_start: "LogicalDay", window_end: "LogicalDay", reason: str) -> None:
         before = {r["dag_run_id"] for r in client.runs("train_model")}
         log(f"[season] train on {window_start} .. {window_end} ({reason})")
-        client.trigger("train_model", {"window_start": window_start.isoformat(), "window_end": window_end.isoformat(),
+        client.trigger("train_model", {"window_start": window_start.key, "window_end": window_end.key,
                                        "reason": reason})  # fmt: skip
         for run in client.wait_idle("train_model", timeout_s, before):
             log(f"[season]   train_model {run['dag_run_id']}: {run['state']}")
 
-    warmup = ds_range(first - timedelta(days=warmup_days), first - timedelta(days=1))
+    warmup = first.shift(-warmup_days).range_to(first.shift(-1))
     ingest(warmup)
     if registry.champion(model_name) is None:
         train(warmup[0], warmup[-1], "season: first model")
     if registry.champion(model_name) is None:
         raise SeasonError("no champion after the first training: see the train_model run in the Airflow UI")
 
-    days = ds_range(first, last)
+    days = first.range_to(last)
     weeks = [days[i : i + 7] for i in range(0, len(days), 7)]
     for week in weeks:
         ingest(week)
         champion = registry.champion(model_name)
-        keys = {d.isoformat() for d in week}
+        keys = {d.key for d in week}
         trains_before = {r["dag_run_id"] for r in client.runs("train_model")}
         log(f"[season] score {week[0]} .. {week[-1]} with v{champion.version}, then monitor")
-        client.backfill("batch_predict", week[0], week[-1] + timedelta(days=1), {"model_version": champion.version})
+        client.backfill("batch_predict", week[0].date, week[-1].shift(1).date, {"model_version": champion.version})
         client.wait_for_partitions("batch_predict", keys, timeout_s, log)
         client.wait_for_partitions("monitor_model", keys, timeout_s, log)
         for run in client.wait_idle("train_model", timeout_s, trains_before):
             log(f"[season]   drift-triggered train_model {run['dag_run_id']}: {run['state']}")
         window_days = use_case.model.window_days
-        train(max(warmup[0], week[-1] - timedelta(days=window_days - 1)), week[-1], "season: weekly retraining")
+        train(max(warmup[0], week[-1].shift(-(window_days - 1))), week[-1], "season: weekly retraining")
     return summarize(warmup[0], last, settings=settings)

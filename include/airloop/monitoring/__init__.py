@@ -1,48 +1,79 @@
 """Monitoring: Evidently drift and performance reports per day, their headline numbers, the drift policy.
 
-``reports`` makes and stores the reports and their numbers; ``drift_policy`` decides whether
-drift warrants retraining (threshold, cooldown).
+Two checks run for every scored day ``D``: **data drift** (the day's model inputs and scores
+against the champion's reference sample) and **performance** (once the day's outcomes are
+ingested: its realized AUC against the version's holdout AUC). Reports go to the lake under
+``reports/ds=D/drift/`` and ``reports/ds=D/performance/``; headline numbers to the
+``monitoring_metrics`` table, one row per (day, kind), upserted. Bad input never raises a false
+alarm: a tiny sample is ``skipped``, a day whose outcomes are not ingested yet is
+``awaiting_outcomes`` (never an AUC of zero). Every function of one day takes a
+:class:`~airloop.core.dates.LogicalDay`.
+
+Submodules:
+
+* ``day``: one day end to end, what the operators and the CLI call (:func:`monitor_drift`,
+  :func:`monitor_performance`, :func:`outcome_day`).
+* ``drift``: the drift report (:func:`drift_report`), the columns and rows it tests.
+* ``performance``: the performance report (:func:`performance_report`), realized labels and
+  their join to the predictions.
+* ``metrics``: pure computations on report JSON and scores (drift share, policy drift share,
+  calibration, ROC AUC).
+* ``inputs``: a day's predictions, the reference sample and the outcomes, read from the lake.
+* ``lake``: reports published to and read from the lake.
+* ``store``: headline numbers and drift events in SQL (:class:`MonitoringStore`).
+* ``config`` and ``result``: :class:`MonitorConfig` (settings), :class:`ReportResult`, kinds and
+  statuses. ``render``: a report's HTML.
+* ``drift_policy``: whether drift warrants retraining (threshold, persistence, cooldown).
+
+No Airflow imports here; Evidently, pandas and SQLAlchemy are imported inside the functions
+that use them.
 """
 
 from __future__ import annotations
 
-from airloop.monitoring.reports import (
-    AWAITING,
-    DRIFT,
-    drift_report,
-    ensure_monitoring_tables,
-    join_outcomes,
-    KINDS,
-    load_current,
-    load_outcomes,
-    load_reference,
-    monitor_drift,
-    monitor_performance,
-    MonitorConfig,
-    MonitoringStore,
-    OK,
-    outcome_day,
+from airloop.monitoring.config import MonitorConfig, MonitorInputError
+from airloop.monitoring.day import monitor_drift, monitor_performance, outcome_day
+from airloop.monitoring.drift import drift_report
+from airloop.monitoring.drift_policy import DayEvidence, Decision, DriftPolicy, evidence_from_rows
+from airloop.monitoring.inputs import load_current, load_outcomes, load_reference, predictions_prefix
+from airloop.monitoring.lake import publish_report, read_report, report_prefix
+from airloop.monitoring.metrics import (
     parse_classification_json,
     parse_drift_json,
-    PERFORMANCE,
-    performance_report,
-    predictions_prefix,
-    read_report,
+    policy_drift_share,
     roc_auc,
-    SKIPPED,
 )
+from airloop.monitoring.performance import join_outcomes, performance_report, realized_labels
+from airloop.monitoring.result import (
+    AWAITING,
+    DRIFT,
+    KINDS,
+    OK,
+    PERFORMANCE,
+    SKIPPED,
+    ReportResult,
+    awaiting_outcomes,
+)
+from airloop.monitoring.store import MonitoringStore, ensure_monitoring_tables
 
 __all__ = [
     "AWAITING",
     "DRIFT",
     "KINDS",
-    "MonitorConfig",
-    "MonitoringStore",
     "OK",
     "PERFORMANCE",
     "SKIPPED",
+    "DayEvidence",
+    "Decision",
+    "DriftPolicy",
+    "MonitorConfig",
+    "MonitorInputError",
+    "MonitoringStore",
+    "ReportResult",
+    "awaiting_outcomes",
     "drift_report",
     "ensure_monitoring_tables",
+    "evidence_from_rows",
     "join_outcomes",
     "load_current",
     "load_outcomes",
@@ -53,7 +84,11 @@ __all__ = [
     "parse_classification_json",
     "parse_drift_json",
     "performance_report",
+    "policy_drift_share",
     "predictions_prefix",
+    "publish_report",
     "read_report",
+    "realized_labels",
+    "report_prefix",
     "roc_auc",
 ]

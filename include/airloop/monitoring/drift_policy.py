@@ -14,7 +14,7 @@ by at least ``auc_drop_threshold`` below the champion's reference AUC. The polic
 
 A day without evidence (skipped: tiny sample; awaiting outcomes; not monitored) does not breach,
 so it breaks a streak: missing data never raises an alarm. A day that already fired is not
-fired again when rerun (see :class:`~airloop.monitoring.MonitoringStore.record_event`).
+fired again when rerun (see :meth:`~airloop.monitoring.MonitoringStore.record_event`).
 
 The suggested training window is the ``training_window_days`` days ending on the last day whose
 outcomes are known (``D - outcome_lag_days``): the most recent labelled data, i.e. the new regime.
@@ -28,10 +28,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from airloop.core.config import SettingsError, env_float, env_int
-from airloop.core.dates import parse_ds
+
+if TYPE_CHECKING:
+    from airloop.core.dates import LogicalDay
 
 
 @dataclass(frozen=True)
@@ -116,16 +118,16 @@ class DriftPolicy:
             reasons.append(f"AUC drop {day.auc_drop:.3f} >= {self.auc_drop_threshold:.3f}")
         return reasons
 
-    def decide(self, ds: date | str, history: Iterable[DayEvidence], fired_on: Iterable[date | str] = ()) -> Decision:
-        """Should the policy fire on ``ds``?
+    def decide(self, day: "LogicalDay", history: Iterable[DayEvidence], fired_on: Iterable[date] = ()) -> Decision:
+        """Should the policy fire on ``day``?
 
-        :param history: evidence per day (any order; days after ``ds`` are ignored).
-        :param fired_on: days the policy fired before (days on or after ``ds`` are ignored, so
-            re-deciding a day gives the same answer).
+        :param history: evidence per day (any order; days after ``day`` are ignored).
+        :param fired_on: days the policy fired before (days on or after ``day`` are ignored, so
+            re-deciding a day gives the same answer); see :meth:`MonitoringStore.fired_days`.
         """
-        ds = parse_ds(ds)
+        ds = day.date
         by_day = {d.ds: d for d in history if d.ds <= ds}
-        earlier_fires = sorted(f for f in (parse_ds(x) for x in fired_on) if f < ds)
+        earlier_fires = sorted(f for f in fired_on if f < ds)
         last_fire = earlier_fires[-1] if earlier_fires else None
         # Outcomes arrive ``outcome_lag_days`` late, so the most recent days may still lack their
         # AUC: the streak may end on any of them (the latest breaching one).
@@ -135,14 +137,14 @@ class DriftPolicy:
             return Decision(ds, False, f"{ds} does not breach the thresholds" if ds in by_day else f"no evidence for {ds}")
         today = by_day[anchor]
         streak: list[DayEvidence] = []
-        day = anchor
+        streak_day = anchor
         reached_last_fire = False
-        while day in by_day and self.breaches(by_day[day]) and by_day[day].model_version == today.model_version:
-            if last_fire is not None and day <= last_fire:
+        while streak_day in by_day and self.breaches(by_day[streak_day]) and by_day[streak_day].model_version == today.model_version:
+            if last_fire is not None and streak_day <= last_fire:
                 reached_last_fire = True
                 break
-            streak.insert(0, by_day[day])
-            day -= timedelta(days=1)
+            streak.insert(0, by_day[streak_day])
+            streak_day -= timedelta(days=1)
         if len(streak) < self.consecutive_days and reached_last_fire:
             return Decision(ds, False, f"same drift episode as the firing on {last_fire}: {len(streak)} breaching "
                             f"day(s) since, {self.consecutive_days} needed after a {self.cooldown_days}-day cooldown", streak)  # fmt: skip
@@ -160,13 +162,14 @@ def evidence_from_rows(rows: Iterable[dict]) -> list[DayEvidence]:
     """Daily evidence from ``monitoring_metrics`` rows (both kinds of a day merged).
 
     Only rows with status ``ok`` count; the AUC drop of a day is that of its own predictions
-    (known ``outcome_lag_days`` later), the drift share that of its inputs.
+    (known ``outcome_lag_days`` later), the drift share that of its inputs. The rows' stored
+    ``ds`` (``YYYY-MM-DD``) is read back into a date here.
     """
     days: dict[date, dict] = {}
     for row in rows:
         if row.get("status") != "ok":
             continue
-        day = days.setdefault(parse_ds(row["ds"]), {"model_version": row.get("model_version")})
+        day = days.setdefault(date.fromisoformat(row["ds"]), {"model_version": row.get("model_version")})
         if row["kind"] == "drift":
             # The policy's share leaves out context columns (weather); older rows lack it.
             policy_share = row.get("policy_drift_share")

@@ -1,7 +1,8 @@
 """Monitoring operators: drift and performance reports of a scored day, and the drift policy.
 
-Thin wrappers over :mod:`airloop.monitoring` and :mod:`airloop.monitoring.drift_policy`; Evidently and pandas
-are imported inside ``execute`` only.
+Thin wrappers over :mod:`airloop.monitoring` (reports, store, drift policy); each takes the run's
+:class:`~airloop.core.dates.LogicalDay` from :meth:`logical_day`. Evidently and pandas are imported
+inside ``execute`` only.
 """
 
 from __future__ import annotations
@@ -86,14 +87,14 @@ class DriftReportOperator(_ReportOperator):
         from airloop.monitoring import monitor_drift
         from airloop.core.storage import PartitionNotFound
 
-        ds = self.partition_date(context).isoformat()
+        day = self.logical_day(context)
         try:
-            result = monitor_drift(ds, settings=self.settings, lake=self.lake_hook.lake, store=self.store)
+            result = monitor_drift(day, settings=self.settings, lake=self.lake_hook.lake, store=self.store)
         except PartitionNotFound as exc:
-            self.log.info("%s was not scored, nothing to monitor: %s", ds, exc)
-            raise AirflowSkipException(f"{ds} was not scored, nothing to monitor: {exc}") from None
+            self.log.info("%s was not scored, nothing to monitor: %s", day.key, exc)
+            raise AirflowSkipException(f"{day.key} was not scored, nothing to monitor: {exc}") from None
         if result.status == "ok":
-            self.report_ds = ds
+            self.report_ds = day.key
         return self._log_result(result)
 
 
@@ -112,20 +113,20 @@ class PerformanceReportOperator(_ReportOperator):
     def execute(self, context):
         from airloop.monitoring import MonitorConfig, monitor_performance, outcome_day
 
-        ds = self.partition_date(context).isoformat()
+        day = self.logical_day(context)
         config = MonitorConfig.from_env()
-        evaluated = outcome_day(ds, config)
-        self.log.info("Monitoring date %s evaluates the realized outcomes of %s", ds, evaluated)
+        evaluated = outcome_day(day, config)
+        self.log.info("Monitoring date %s evaluates the realized outcomes of %s", day.key, evaluated.key)
         result = monitor_performance(
-            evaluated, settings=self.settings, lake=self.lake_hook.lake, store=self.store, config=config, measured_on=ds
+            evaluated, settings=self.settings, lake=self.lake_hook.lake, store=self.store, config=config, measured_on=day
         )
         if result.status == "ok":
-            self.report_ds = evaluated
+            self.report_ds = evaluated.key
         return self._log_result(result)
 
 
 class DriftPolicyOperator(PartitionedOperator):
-    """Apply the drift policy (:class:`airloop.monitoring.drift_policy.DriftPolicy`) to the monitoring series
+    """Apply the drift policy (:class:`airloop.monitoring.DriftPolicy`) to the monitoring series
     up to ``ds``; when it fires, record the event, notify, and update the outlet assets (``DRIFT``)
     with ``extra`` = evidence + suggested training window (``window_start``, ``window_end``).
 
@@ -149,30 +150,27 @@ class DriftPolicyOperator(PartitionedOperator):
         return MonitoringStore(self.settings.registry_url)
 
     def execute(self, context):
-        from datetime import timedelta
-
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airloop.monitoring.drift_policy import DriftPolicy, evidence_from_rows
+        from airloop.monitoring import DriftPolicy, evidence_from_rows
 
-        day = self.partition_date(context)
+        day = self.logical_day(context)
         policy = DriftPolicy.from_env()
-        lookback = day - timedelta(days=policy.cooldown_days + policy.consecutive_days + policy.outcome_lag_days + 1)
-        history = evidence_from_rows(self.store.rows(start=lookback.isoformat(), end=day.isoformat()))
-        fired_on = [e["ds"] for e in self.store.drift_events()]
-        decision = policy.decide(day, history, fired_on)
+        lookback = day.shift(-(policy.cooldown_days + policy.consecutive_days + policy.outcome_lag_days + 1))
+        history = evidence_from_rows(self.store.rows(start=lookback.date, end=day.date))
+        decision = policy.decide(day, history, self.store.fired_days())
         if not decision.fire:
             # The skip reason is not in the task log by itself: say it there too.
-            self.log.info("Drift policy did not fire on %s: %s", day, decision.reason)
-            raise AirflowSkipException(f"drift policy did not fire on {day}: {decision.reason}")
+            self.log.info("Drift policy did not fire on %s: %s", day.key, decision.reason)
+            raise AirflowSkipException(f"drift policy did not fire on {day.key}: {decision.reason}")
         extra = decision.extra()
         if not self.store.record_event(extra["ds"], model_version=extra["model_version"],
                                        window_start=extra["window_start"], window_end=extra["window_end"],
                                        evidence=extra, run_id=context["run_id"]):  # fmt: skip
-            self.log.info("Drift policy already fired for %s in another run: no second retraining", day)
-            raise AirflowSkipException(f"drift policy already fired for {day} in another run; not emitting a second retraining")
+            self.log.info("Drift policy already fired for %s in another run: no second retraining", day.key)
+            raise AirflowSkipException(f"drift policy already fired for {day.key} in another run; not emitting a second retraining")
         self.log.warning("Drift policy fired on %s: %s; suggested training window %s..%s",
-                         day, decision.reason, extra["window_start"], extra["window_end"])  # fmt: skip
+                         day.key, decision.reason, extra["window_start"], extra["window_end"])  # fmt: skip
         self.tag_outlets(context, extra)
         if self.notifier is not None:
             context["drift"] = extra

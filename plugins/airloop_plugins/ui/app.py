@@ -101,7 +101,7 @@ def create_app() -> FastAPI:
 
     @app.get("/monitoring", response_class=HTMLResponse)
     def monitoring(start: str | None = Query(None), end: str | None = Query(None)):
-        from airloop.monitoring.drift_policy import DriftPolicy
+        from airloop.monitoring import DriftPolicy
 
         days, events, shown_start, shown_end = monitoring_days(_parse_day(start), _parse_day(end))
         html = pages.monitoring_page(days, events, start=shown_start, end=shown_end,
@@ -115,12 +115,13 @@ def create_app() -> FastAPI:
 
     @app.get("/reports/{ds}/{kind}", response_class=HTMLResponse)
     def report(ds: str, kind: str):
+        from airloop.core.usecase import load_use_case
         from airloop.monitoring import KINDS, read_report
 
         if kind not in KINDS:
             raise HTTPException(status_code=404, detail=f"unknown report kind {kind!r}; use one of {list(KINDS)}")
-        _parse_day(ds)
-        html = read_report(_lake(), ds, kind)
+        day = load_use_case(_settings().use_case).day(_parse_day(ds))
+        html = read_report(_lake(), day, kind)
         if html is None:
             reason = (f"The {kind} report of {ds} is not in the lake: the monitor_model DAG has not produced it "
                       "(day not scored, sample too small, outcomes not yet known) or it was removed.")  # fmt: skip

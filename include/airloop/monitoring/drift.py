@@ -1,0 +1,162 @@
+"""The data-drift check of one day (:func:`drift_report`): which columns to test, which rows.
+
+The day's model inputs and prediction scores (``predictions/ds=D/``) against the champion's
+reference sample (``reference.parquet``, drawn from its training window). Evidently's
+``DataDriftPreset`` tests every column (under 1000 reference rows K-S / chi-square; above,
+Wasserstein / Jensen-Shannon distance > 0.1) and the *drift share* is the share of columns that
+drifted. A sample smaller than ``min_rows`` gives status ``skipped`` with the reason and no drift
+share; a column entirely null on either side is left out of the test and listed under
+``null_columns``. A long day is tested on a sample seeded by the day alone (:func:`rows_to_test`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from airloop.monitoring.config import LABEL_COLUMN, MonitorConfig
+from airloop.monitoring.metrics import is_context_column, parse_drift_json, policy_drift_share
+from airloop.monitoring.render import snapshot_html
+from airloop.monitoring.result import DRIFT, OK, SKIPPED, ReportResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from airloop.core.dates import LogicalDay
+
+# Columns never tested for drift: those that identify or time a row rather than describe it, and
+# calendar columns that are constant within a daily partition by construction (one day's
+# day_of_week against a reference spread over every weekday "drifts" every day: a false alarm).
+NOT_MONITORED = frozenset(
+    {
+        LABEL_COLUMN, "model_version", "ds", "event_timestamp", "sched_dep_ts", "time_hour", "flight",
+        "tailnum", "year", "month", "day", "day_of_week", "minute", "prediction_time", "scored_at",
+        "arr_delay", "dep_delay", "dep_time", "arr_time", "air_time", "flight_id", "row_id",
+    }
+)  # fmt: skip
+
+
+def split_columns(reference: "pd.DataFrame", current: "pd.DataFrame", columns: list[str] | None = None):
+    """Choose the columns to test: shared by both sides, not identifiers, not entirely null.
+
+    :returns: ``(numerical, categorical, null_columns)``; ``null_columns`` are shared columns
+        entirely null on at least one side (Evidently cannot test them; they are reported).
+    """
+    import pandas as pd
+
+    shared = [c for c in (columns or list(current.columns)) if c in reference.columns and c in current.columns]
+    numerical, categorical, null_columns = [], [], []
+    for col in shared:
+        if col in NOT_MONITORED:
+            continue
+        if reference[col].isna().all() or current[col].isna().all():
+            null_columns.append(col)
+            continue
+        dtype = reference[col].dtype
+        if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+            categorical.append(col)
+        else:
+            numerical.append(col)
+    return numerical, categorical, null_columns
+
+
+def _sample(frame: "pd.DataFrame", rows: int, seed: int = 0) -> "pd.DataFrame":
+    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
+
+
+def day_seed(day: "LogicalDay") -> int:
+    """A seed of the day alone (its key): a rerun of the day samples the same rows."""
+    return int(hashlib.sha256(day.key.encode()).hexdigest()[:8], 16)
+
+
+def rows_to_test(current: "pd.DataFrame", day: "LogicalDay", max_rows: int) -> "pd.DataFrame":
+    """``current``, or a seeded uniform sample of ``max_rows`` of it (in row order) when longer."""
+    if not max_rows or len(current) <= max_rows:
+        return current
+    return _sample(current, max_rows, seed=day_seed(day)).sort_index()
+
+
+def drift_report(
+    day: "LogicalDay",
+    reference: "pd.DataFrame",
+    current: "pd.DataFrame",
+    *,
+    config: MonitorConfig | None = None,
+    columns: list[str] | None = None,
+    model_version: int | None = None,
+    render_html: bool = True,
+) -> ReportResult:
+    """Evidently data-drift report of ``current`` (``day``'s inputs and scores) against
+    ``reference`` (the champion's training sample).
+
+    :param columns: columns to consider (default: every column of ``current``); identifiers,
+        timestamps and the label are never tested, entirely null columns are listed apart.
+    :returns: a result with status ``skipped`` (and no drift share) when either side has fewer
+        than ``config.min_rows`` rows or no testable column is left.
+    """
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    config = config or MonitorConfig()
+    result = ReportResult(ds=day.key, kind=DRIFT, status=SKIPPED, model_version=model_version,
+                          rows_current=len(current), rows_reference=len(reference))  # fmt: skip
+    too_few = [(name, len(f)) for name, f in (("current", current), ("reference", reference)) if len(f) < config.min_rows]
+    if too_few:
+        result.message = "; ".join(
+            f"{name} sample has {n} rows (fewer than {config.min_rows}): drift not assessed" for name, n in too_few
+        )
+        return result
+    tested_current = rows_to_test(current, day, config.test_max_rows)
+    sampled = len(tested_current) < len(current)
+    numerical, categorical, null_columns = split_columns(reference, tested_current, columns)
+    result.metrics["null_columns"] = null_columns
+    result.metrics["rows_tested_current"] = len(tested_current)
+    tested = numerical + categorical
+    if not tested:
+        result.message = "no column shared by the reference and the current sample can be tested"
+        return result
+
+    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+
+    def run(ref, cur):
+        return Report([DataDriftPreset()]).run(
+            Dataset.from_pandas(cur[tested], data_definition=definition),
+            Dataset.from_pandas(ref[tested], data_definition=definition),
+        )
+
+    snapshot = run(reference, tested_current)
+    result.body = snapshot.dict()
+    parsed = parse_drift_json(result.body)
+    result.metrics.update({k: parsed[k] for k in ("drift_share", "drifted_columns", "n_columns", "drifted_column_names")})
+    result.metrics["policy_drift_share"], policy_drifted = policy_drift_share(parsed["columns"], config.context_columns)
+    result.metrics["context_columns"] = sorted(c for c in parsed["columns"] if is_context_column(c, config.context_columns))
+    result.body["airloop"] = {"columns": parsed["columns"], "null_columns": null_columns,
+                              "context_columns": result.metrics["context_columns"],
+                              "policy_drift_share": result.metrics["policy_drift_share"],
+                              "policy_drifted_columns": policy_drifted,
+                              "rows_current": len(current), "rows_reference": len(reference),
+                              "rows_tested_current": len(tested_current),
+                              "current_sample_seed": day_seed(day) if sampled else None}  # fmt: skip
+    result.status = OK
+    notes = []
+    if sampled:
+        notes.append(
+            f"tested on a seeded sample of {len(tested_current):,} of {len(current):,} current rows "
+            "(AIRLOOP_MONITOR_TEST_MAX_ROWS)"
+        )
+    if null_columns:
+        notes.append(f"entirely null on one side, not tested: {', '.join(null_columns)}")
+    result.message = "; ".join(notes)
+    if render_html:
+        banner = f"Drift on {day.key}: {notes[0]}; the reference is whole ({len(reference):,} rows)." if sampled else None
+        result.html = snapshot_html(snapshot, banner)
+        cap = config.html_sample_rows
+        if len(result.html) > config.html_max_bytes and (len(tested_current) > cap or len(reference) > cap):
+            banner = (
+                f"Drift on {day.key}: rendered from a sample of {min(cap, len(tested_current))} of {len(current)} current "
+                f"and {min(cap, len(reference))} of {len(reference)} reference rows. Headline numbers "
+                f"({len(tested_current):,} current rows tested): drift share {parsed['drift_share']:.2f}, drifted columns: "
+                f"{', '.join(parsed['drifted_column_names']) or 'none'}."
+            )
+            result.html = snapshot_html(run(_sample(reference, cap), _sample(tested_current, cap)), banner)
+    return result
