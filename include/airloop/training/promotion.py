@@ -111,6 +111,7 @@ def register_candidate(
     metrics["baseline"] = meta["baseline_metrics"]
     metrics["split"] = meta["split"]
     metrics["data_checks"] = meta["data_checks"]
+    # The window is stored in metadata.json as YYYY-MM-DD text: a stored value read back, not a day parsed.
     mv = registry.reserve_version(
         spec.name,
         feature_service=meta["feature_service"],

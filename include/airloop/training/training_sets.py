@@ -68,6 +68,7 @@ def load_training_set(lake: "Lake", prefix: str) -> StoredTrainingSet:
 
     manifest = require_manifest(lake, prefix)
     frame = read_partition_frame(lake, prefix)
+    # The manifest stores the window as YYYY-MM-DD text (written by publish_training_set): read it back.
     return StoredTrainingSet(
         frame=frame,
         fingerprint=manifest["fingerprint"],
