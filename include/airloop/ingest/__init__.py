@@ -25,6 +25,7 @@ from airloop.ingest.contract import (
 )
 from airloop.ingest.source import (
     SourceDatabase,
+    SourceUnavailable,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "QualityGateError",
     "REASON_COLUMN",
     "SourceDatabase",
+    "SourceUnavailable",
     "check_columns",
     "check_quality_gate",
     "extract_to_staging",
