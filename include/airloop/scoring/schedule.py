@@ -84,7 +84,7 @@ def read_schedule(
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     from airloop.ingest import validate
-    from airloop.ingest.source import SourceUnavailable
+    from airloop.ingest import SourceUnavailable
 
     spec = prediction_spec(use_case)
     table = use_case.table(spec.table)
