@@ -43,10 +43,11 @@ def prepare(settings, first: date, last: date) -> None:
     from airloop.core.usecase import load_use_case
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    use_case = load_use_case(settings.use_case)
     source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
     if not source.has_table("flights"):
         t = time.perf_counter()
-        source.load(load_use_case(settings.use_case))
+        source.load(use_case)
         print(f"prepare: source loaded in {time.perf_counter() - t:.1f} s")
     lake = open_lake(settings)
     t, ingested, computed = time.perf_counter(), 0, 0
@@ -59,7 +60,7 @@ def prepare(settings, first: date, last: date) -> None:
     t = time.perf_counter()
     for day in ds_range(first - timedelta(days=1), last):
         if read_manifest(lake, f"features/aircraft_attributes/ds={day}") is None:
-            F.compute_features(day, settings=settings, lake=lake)
+            F.compute_features(use_case.day(day), settings=settings, lake=lake)
             computed += 1
     t_compute = time.perf_counter() - t
     print(f"prepare: {ingested} raw partitions ingested in {t_ingest:.1f} s, "
@@ -103,7 +104,7 @@ def main() -> None:
     from airloop.core.config import get_settings
     from airloop.core.dates import ds_range
     from airloop.core.storage import open_lake
-    from airloop.features.training_set import build_training_set
+    from airloop.features import build_training_set
 
     import numpy as np
     import pandas as pd
@@ -174,7 +175,8 @@ def main() -> None:
     with sqlite3.connect(online_path) as conn:
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
             conn.execute(f'DELETE FROM "{table}"')
-    mat_days = ds_range(last - timedelta(days=13), last)
+    use_case = F.load_feature_use_case(settings)
+    mat_days = use_case.day(last - timedelta(days=13)).range_to(use_case.day(last))
     t = time.perf_counter()
     written = read = 0
     for day in mat_days:

@@ -7,13 +7,21 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from airloop.core.dates import LogicalDay
 from airloop.core.storage import frame_to_parquet, partition_prefix, publish_partition
+from airloop.core.usecase import load_use_case
 
 NY = ZoneInfo("America/New_York")
+FLIGHTS = load_use_case("airloop.usecases.flights:USE_CASE")
 # The replayed first day of the source (2013-01-01 + 4746 days): history starts here.
 D0 = date(2025, 12, 30)
 D1 = D0 + timedelta(days=1)
 D2 = D0 + timedelta(days=2)
+
+
+def logical_day(value: date | str) -> LogicalDay:
+    """``value`` as the flights use case's day (New York, 02:00 cutoff), as a caller's boundary makes it."""
+    return FLIGHTS.day(value)
 
 
 def local(day: date, hhmm: str) -> pd.Timestamp:

@@ -52,5 +52,5 @@ def test_ingest_backfill_triggers_features_per_partition(airflow_stack):
     # The scheduled runs loaded the online store: it agrees with the offline partitions.
     settings = Settings().with_overrides(data_dir=stack.data_dir, lake_url=(stack.data_dir / "lake").as_uri(), source_url="sqlite://")
     sample = pd.DataFrame({"origin": ["JFK", "LGA"], "carrier": ["AA", "B6"], "route": ["JFK-LAX", "LGA-MCO"], "tailnum": ["N10156", "N102UW"]})
-    report = F.skew_check(sample, DAYS[1], settings=settings)
+    report = F.skew_check(sample, F.load_feature_use_case(settings).day(DAYS[1]), settings=settings)
     assert report.ok, report.mismatches

@@ -30,7 +30,7 @@ from datetime import date, timedelta
 import xgboost as xgb
 from airloop.core.config import get_settings
 from airloop.core.dates import ds_range
-from airloop.features import apply_definitions, compute_features
+from airloop.features import apply_definitions, compute_features, load_feature_use_case
 from airloop.ingest import ingest_day
 from airloop.registry import ModelRegistry
 from airloop.core.storage import open_lake, read_manifest, sha256_bytes
@@ -47,7 +47,7 @@ for day in ds_range(train_start - timedelta(days=STAT_LOOKBACK_DAYS + 4), last):
             ingest_day(table, day, settings)
 apply_definitions(settings)
 for day in ds_range(train_start - timedelta(days=3), last):
-    compute_features(day, settings=settings, lake=lake)
+    compute_features(load_feature_use_case(settings).day(day), settings=settings, lake=lake)
 training = build_training_set(train_start, train_end, settings=settings)
 dtrain = xgb.DMatrix(training.frame[training.feature_columns], label=training.frame[training.label_column],
                      feature_names=training.feature_columns)

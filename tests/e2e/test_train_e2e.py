@@ -37,7 +37,7 @@ PREPARE = """
 from datetime import date, timedelta
 from airloop.core.config import get_settings
 from airloop.core.dates import ds_range
-from airloop.features import apply_definitions, compute_features
+from airloop.features import apply_definitions, compute_features, load_feature_use_case
 from airloop.ingest import ingest_day
 from airloop.core.storage import open_lake, read_manifest
 from airloop.usecases.flights import STAT_LOOKBACK_DAYS
@@ -51,7 +51,7 @@ for day in ds_range(first - timedelta(days=STAT_LOOKBACK_DAYS + 4), last):
             ingest_day(table, day, settings)
 apply_definitions(settings)
 for day in ds_range(first - timedelta(days=3), last):
-    compute_features(day, settings=settings, lake=lake)
+    compute_features(load_feature_use_case(settings).day(day), settings=settings, lake=lake)
 print("prepared", first, last)
 """
 

@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 
 from airloop import features as F
-from airloop.core.dates import day_window
 from airloop.core.storage import read_partition_frame
 from airloop.features.training_set import build_training_set
-from feature_helpers import D0, D1, D2, leakage_lake, local
+from feature_helpers import D0, D1, D2, leakage_lake, local, logical_day
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -36,7 +35,7 @@ def hand_lake(lake):
 
 def compute(settings, lake, *days):
     for day in days:
-        F.compute_features(day, settings=settings, lake=lake)
+        F.compute_features(logical_day(day), settings=settings, lake=lake)
 
 
 def lake_bytes(lake, prefix: str) -> dict[str, bytes]:
@@ -53,7 +52,7 @@ def test_snapshot_counts_only_flights_landed_before_it(settings, hand_lake):
     assert carrier_d0.loc["AA", "carrier_flights_1d"] == 2
     assert carrier_d0.loc["AA", "carrier_dep_delay_mean_1d"] == pytest.approx(5.0)
     assert carrier_d0.loc["AA", "carrier_delayed_share_28d"] == 0.0
-    assert carrier_d0.loc["AA", "event_timestamp"] == pd.Timestamp(day_window(D0, "America/New_York")[1])
+    assert carrier_d0.loc["AA", "event_timestamp"] == pd.Timestamp(logical_day(D0).end)
     # UA's only flight was cancelled: no landed flight, no row.
     assert "UA" not in carrier_d0.index
 
@@ -70,13 +69,24 @@ def test_snapshot_counts_only_flights_landed_before_it(settings, hand_lake):
 
 
 def test_manifest_names_the_raw_partitions_used(settings, hand_lake):
-    manifests = F.compute_features(D1, settings=settings, lake=hand_lake)
+    manifests = F.compute_features(logical_day(D1), settings=settings, lake=hand_lake)
     used = [p["partition"] for p in manifests["carrier_delay_stats"]["raw_partitions"]]
     assert used == [f"raw/flights/ds={D0}", f"raw/flights/ds={D1}"]
     # Days of the 31-day lookback before the source's first day are listed as such, not as used.
     assert len(manifests["carrier_delay_stats"]["days_before_history_start"]) == 31 - 1
     assert [p["partition"] for p in manifests["origin_weather"]["raw_partitions"]] == [f"raw/weather/ds={D1}"]
     assert manifests["aircraft_attributes"]["dimensions"]["planes"]["rows"] == 3322
+
+
+@pytest.mark.parametrize(
+    "lookback, first_day, expected",
+    [(0, D0, [D1]), (1, D0, [D0, D1]), (3, D0, [D0, D1]), (3, D1, [D1]), (2, D2, [])],
+    ids=["same-day", "one-back", "before-history", "history-starts-that-day", "history-starts-later"],
+)
+def test_raw_partitions_needed_count_back_from_the_day_given(lookback, first_day, expected):
+    from airloop.features.compute import raw_partitions_needed
+
+    assert raw_partitions_needed(logical_day(D1), {"flights": lookback}, first_day) == {"flights": expected}
 
 
 def test_rerun_publishes_identical_bytes(settings, hand_lake):
@@ -90,7 +100,7 @@ def test_rerun_publishes_identical_bytes(settings, hand_lake):
 def test_missing_raw_partition_fails_naming_date_and_path_before_any_write(settings, hand_lake):
     hand_lake.delete(hand_lake.list_keys(f"raw/flights/ds={D0}/"))
     with pytest.raises(F.MissingRawPartition) as err:
-        F.compute_features(D1, settings=settings, lake=hand_lake)
+        F.compute_features(logical_day(D1), settings=settings, lake=hand_lake)
     assert str(D0) in str(err.value)
     assert f"raw/flights/ds={D0}" in str(err.value)
     assert hand_lake.list_keys("features/") == []
@@ -99,14 +109,14 @@ def test_missing_raw_partition_fails_naming_date_and_path_before_any_write(setti
 def test_computation_not_matching_the_definition_fails_before_any_write(settings, hand_lake, monkeypatch):
     from dataclasses import replace
 
-    use_case = F._use_case(settings)
+    use_case = F.load_feature_use_case(settings)
     spec = use_case.features
     broken = spec.view("route_delay_stats")
     renamed = replace(broken, compute=lambda ds, frames, ctx: broken.compute(ds, frames, ctx).rename(columns={"route_flights_1d": "route_n_1d"}))
     patched = replace(use_case, features=replace(spec, views=tuple(renamed if v.name == broken.name else v for v in spec.views)))
-    monkeypatch.setattr("airloop.features.compute._use_case", lambda settings: patched)
+    monkeypatch.setattr("airloop.features.compute.load_feature_use_case", lambda settings: patched)
     with pytest.raises(F.FeatureSchemaMismatch, match="route_n_1d"):
-        F.compute_features(D1, settings=settings, lake=hand_lake)
+        F.compute_features(logical_day(D1), settings=settings, lake=hand_lake)
     assert hand_lake.list_keys("features/") == []  # not even the views computed before it
 
 
@@ -140,7 +150,7 @@ def test_no_leakage_in_training_rows(settings, hand_lake, store):
 def test_snapshot_of_a_day_is_seen_only_from_the_next_prediction_time(settings, hand_lake, store):
     compute(settings, hand_lake, D0, D1, D2)
     entity = pd.DataFrame({"origin": ["JFK"] * 3, "carrier": ["AA"] * 3, "route": ["JFK-LAX"] * 3, "tailnum": ["N10156"] * 3})
-    entity["event_timestamp"] = [local(D1, "23:59"), pd.Timestamp(day_window(D1, "America/New_York")[1]), local(D2, "02:00")]
+    entity["event_timestamp"] = [local(D1, "23:59"), pd.Timestamp(logical_day(D1).end), local(D2, "02:00")]
     out = F.historical_features(entity, settings=settings, store=store, lake=hand_lake)
     # 23:59 on D1: still the D0 snapshot... but the TTL (6 h) has expired by then: nulls.
     assert math.isnan(out.loc[0, "carrier_flights_1d"])
@@ -209,6 +219,9 @@ def test_training_set_fingerprint_is_stable_and_tracks_the_window(settings, hand
     assert first.fingerprint == again.fingerprint
     assert first.fingerprint != shorter.fingerprint
     assert first.window == (D1, D2)
+    # Each day's rows are looked up at that day's own cutoff (02:00 New York).
+    cutoffs = first.frame.groupby("ds")["event_timestamp"].first().to_dict()
+    assert cutoffs == {d.key: pd.Timestamp(d.cutoff) for d in (logical_day(D1), logical_day(D2))}
     assert first.label_column == "is_delayed" and first.feature_service == "flight_delay_v1"
 
 
@@ -235,9 +248,9 @@ def online_rows(settings) -> list[tuple]:
 
 def test_materializing_twice_leaves_the_online_store_identical(settings, hand_lake, store):
     compute(settings, hand_lake, D0, D1)
-    F.materialize(D0, D1, settings=settings, store=store, lake=hand_lake)
+    F.materialize(logical_day(D0), logical_day(D1), settings=settings, store=store, lake=hand_lake)
     first = online_rows(settings)
-    results = F.materialize(D0, D1, settings=settings, store=store, lake=hand_lake)
+    results = F.materialize(logical_day(D0), logical_day(D1), settings=settings, store=store, lake=hand_lake)
     assert online_rows(settings) == first
     assert len(first) > 3322 * 4  # every plane's four attributes, and the rest
     assert {r.view for r in results} == {v.name for v in F.service_layout(store, "flight_delay_v1").views}
@@ -245,9 +258,9 @@ def test_materializing_twice_leaves_the_online_store_identical(settings, hand_la
 
 def test_out_of_order_backfill_keeps_newer_online_values(settings, hand_lake, store):
     compute(settings, hand_lake, D0, D1)
-    F.materialize(D1, D1, settings=settings, store=store, lake=hand_lake)
+    F.materialize(logical_day(D1), logical_day(D1), settings=settings, store=store, lake=hand_lake)
     newer = online_rows(settings)
-    results = {r.view: r for r in F.materialize(D0, D0, settings=settings, store=store, lake=hand_lake)}
+    results = {r.view: r for r in F.materialize(logical_day(D0), logical_day(D0), settings=settings, store=store, lake=hand_lake)}
     after = online_rows(settings)
     assert set(newer) <= set(after)  # every newer value is still there, unchanged
     assert results["carrier_delay_stats"].kept_newer == 1 and results["carrier_delay_stats"].written == 0
@@ -263,15 +276,16 @@ def test_skew_check_online_equals_offline_and_catches_a_stale_store(settings, ha
         "origin": ["JFK", "EWR", "JFK"], "carrier": ["AA", "AA", "UA"], "route": ["JFK-LAX", "JFK-BOS", "LGA-ORD"],
         "tailnum": ["N10156", "N102UW", "NZZZ99"],
     })
-    F.materialize(D0, D1, settings=settings, store=store, lake=hand_lake)
-    report = F.skew_check(sample, D1, settings=settings, store=store, lake=hand_lake)
+    F.materialize(logical_day(D0), logical_day(D1), settings=settings, store=store, lake=hand_lake)
+    report = F.skew_check(sample, logical_day(D1), settings=settings, store=store, lake=hand_lake)
     assert report.ok, report.mismatches
     assert report.rows == 3 and report.features == 40
+    assert report.as_of == logical_day(D1).end  # offline values as of the instant D1 closes
     # EWR's last observation (23:00 on D0) is past the weather TTL at D1's close: null on both
     # sides, counted as an expired online value.
     assert report.expired_online == 1
     # The online store holds D1's values; offline as of D2's close differs (weather, stats).
-    stale = F.skew_check(sample, D2, settings=settings, store=store, lake=hand_lake)
+    stale = F.skew_check(sample, logical_day(D2), settings=settings, store=store, lake=hand_lake)
     assert not stale.ok
     assert {m["feature"] for m in stale.mismatches} >= {"temp", "carrier_flights_1d"}
 
@@ -279,8 +293,28 @@ def test_skew_check_online_equals_offline_and_catches_a_stale_store(settings, ha
 def test_materialize_fails_on_a_missing_last_partition_before_writing(settings, hand_lake, store):
     compute(settings, hand_lake, D0)
     with pytest.raises(F.MissingFeaturePartition, match=f"ds={D1}"):
-        F.materialize(D0, D1, settings=settings, store=store, lake=hand_lake)
+        F.materialize(logical_day(D0), logical_day(D1), settings=settings, store=store, lake=hand_lake)
     assert online_rows(settings) == []
+
+
+def test_cli_works_on_the_use_cases_days(settings, hand_lake, store, capsys):
+    """``airloop features compute|materialize|skew-check`` make each day with the use case (once)."""
+    import json
+
+    from airloop.cli import main
+
+    assert main(["features", "compute", str(D0), str(D1), "--view", "origin_weather"]) == 0
+    assert json.loads(capsys.readouterr().out) == {str(D0): {"origin_weather": 3}, str(D1): {"origin_weather": 1}}
+    assert main(["features", "compute", str(D1), str(D0)]) == 1
+    assert f"range end {D0} is before its start {D1}" in capsys.readouterr().err
+    assert main(["features", "compute", str(D0), str(D1)]) == 0
+    capsys.readouterr()
+    assert main(["features", "materialize", str(D0), str(D1)]) == 0
+    materialized = {r["view"]: r for r in json.loads(capsys.readouterr().out)}
+    assert materialized["carrier_delay_stats"]["rows_read"] == 2 and materialized["carrier_delay_stats"]["written"] == 1
+    assert main(["features", "skew-check", str(D1), "--sample", "10"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["as_of"] == logical_day(D1).end.isoformat()
 
 
 def test_feast_leaves_sqlite_datetime_binding_alone(settings, hand_lake, store, tmp_path):
@@ -289,7 +323,7 @@ def test_feast_leaves_sqlite_datetime_binding_alone(settings, hand_lake, store, 
     from datetime import datetime
 
     compute(settings, hand_lake, D0)
-    F.materialize(D0, D0, settings=settings, store=store, lake=hand_lake)
+    F.materialize(logical_day(D0), logical_day(D0), settings=settings, store=store, lake=hand_lake)
     with sqlite3.connect(tmp_path / "other.db") as conn:
         conn.execute("CREATE TABLE t (ts TIMESTAMP)")
         conn.execute("INSERT INTO t VALUES ('2013-01-06 05:00:00')")
@@ -310,10 +344,12 @@ def test_default_feature_service_is_the_use_cases(settings):
 )
 def test_prediction_time_across_daylight_saving_stays_within_the_snapshot_ttl(settings, ds, utc_hour):
     """02:00 New York (02:00 does not exist on the spring-forward day: Python reads it as 03:00
-    EDT = 07:00 UTC); the snapshot taken at that day's midnight is 2-3 h old, inside the 6 h TTL."""
-    instant = F.prediction_time(ds, settings=settings)
+    EDT = 07:00 UTC); the snapshot taken at that day's midnight is 2-3 h old, inside the 6 h TTL.
+    The lookup instant of a day is its cutoff (training sets look day D's rows up there)."""
+    day = F.load_feature_use_case(settings).day(ds)
+    instant = day.cutoff
     assert instant.utcoffset().total_seconds() == 0 and (instant.hour, instant.minute) == (utc_hour, 0)
-    age = instant - day_window(ds, "America/New_York")[0]
+    age = instant - day.start
     assert 2 * 3600 <= age.total_seconds() <= 3 * 3600
 
 

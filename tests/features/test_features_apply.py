@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from airloop import features as F
+from airloop.features.apply import _registry_summary
 from testkit import port_open, repo_copy
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def registered(settings) -> str:
-    return F.definitions_hash(F._registry_summary(F.feature_store(settings)))
+    return F.definitions_hash(_registry_summary(F.feature_store(settings)))
 
 
 def test_apply_only_when_definitions_changed(settings):

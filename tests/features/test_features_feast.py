@@ -8,14 +8,16 @@ rows without a feature inside the TTL; the duckdb one does not).
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from airloop import features as F
-from airloop.core.dates import day_window, ds_range
+from airloop.core.dates import ds_range
 from airloop.features.training_set import build_training_set
-from feature_helpers import D0, D1, D2, leakage_lake, local
+from feature_helpers import D0, D1, D2, leakage_lake, local, logical_day
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 KEYS = ["origin", "carrier", "route", "tailnum"]
@@ -40,12 +42,12 @@ def assert_same_features(ours: pd.DataFrame, theirs: pd.DataFrame, columns: list
 def test_equal_to_feast_on_the_edge_cases(settings, lake):
     leakage_lake(lake)
     for day in (D0, D1, D2):
-        F.compute_features(day, settings=settings, lake=lake)
+        F.compute_features(logical_day(day), settings=settings, lake=lake)
     store = F.feature_store(settings)
     F.apply_definitions(settings, store=store)
     instants = [
         local(D1, "02:00"),  # EWR weather exactly at the TTL; LGA past it
-        pd.Timestamp(day_window(D1, "America/New_York")[1]),  # a snapshot's own instant
+        pd.Timestamp(logical_day(D1).end),  # a snapshot's own instant
         local(D1, "23:59"),  # stats past their TTL
         local(D2, "02:00"),
         local(D0, "01:00"),  # before any snapshot exists
@@ -74,10 +76,10 @@ def test_equal_to_feast_on_real_replayed_flights(settings, lake):
         for table in ("flights", "weather"):
             ingest_day(table, day, settings)
     for day in days:
-        F.compute_features(day, settings=settings, lake=lake)
+        F.compute_features(logical_day(day), settings=settings, lake=lake)
     store = F.feature_store(settings)
     F.apply_definitions(settings, store=store)
-    ts = build_training_set("2026-01-02", "2026-01-08", settings=settings, store=store, lake=lake)
+    ts = build_training_set(date(2026, 1, 2), date(2026, 1, 8), settings=settings, store=store, lake=lake)
     sample = ts.frame.sample(2000, random_state=7).reset_index(drop=True)
     entity = sample[[*KEYS, "event_timestamp"]].copy()
     entity["tailnum"] = entity["tailnum"].fillna("")

@@ -14,7 +14,7 @@ import pytest
 
 from airloop import features as F
 from testkit import port_open
-from feature_helpers import D0, D1, D2, leakage_lake, local
+from feature_helpers import D0, D1, D2, leakage_lake, local, logical_day
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 REDIS_DB = 13
@@ -54,21 +54,21 @@ def test_services_profile_end_to_end(services, lake):
     assert (store.config.online_store.type, store.config.offline_store.type) == ("redis", "postgres")
     assert F.apply_definitions(settings, store=store).applied
     for day in (D0, D1, D2):
-        F.compute_features(day, settings=settings, lake=lake)
-    F.compute_features(D1, settings=settings, lake=lake)  # rerun: the offline table is replaced, not appended
+        F.compute_features(logical_day(day), settings=settings, lake=lake)
+    F.compute_features(logical_day(D1), settings=settings, lake=lake)  # rerun: the offline table is replaced, not appended
 
     # Materialize through D1 into Redis; online equals offline.
     sample = pd.DataFrame({
         "origin": ["JFK", "EWR", "JFK"], "carrier": ["AA", "AA", "UA"], "route": ["JFK-LAX", "JFK-BOS", "LGA-ORD"],
         "tailnum": ["N10156", "N102UW", "NZZZ99"],
     })
-    F.materialize(D0, D1, settings=settings, store=store, lake=lake)
-    report = F.skew_check(sample, D1, settings=settings, store=store, lake=lake)
+    F.materialize(logical_day(D0), logical_day(D1), settings=settings, store=store, lake=lake)
+    report = F.skew_check(sample, logical_day(D1), settings=settings, store=store, lake=lake)
     assert report.ok, report.mismatches
     # A backfill of D0 afterwards keeps the newer values.
-    results = {r.view: r for r in F.materialize(D0, D0, settings=settings, store=store, lake=lake)}
+    results = {r.view: r for r in F.materialize(logical_day(D0), logical_day(D0), settings=settings, store=store, lake=lake)}
     assert results["carrier_delay_stats"].kept_newer == 1 and results["carrier_delay_stats"].written == 0
-    assert F.skew_check(sample, D1, settings=settings, store=store, lake=lake).ok
+    assert F.skew_check(sample, logical_day(D1), settings=settings, store=store, lake=lake).ok
 
     # Feast's own retrieval from the PostgreSQL offline store equals Airloop's join.
     instants = [local(D1, "02:00"), local(D1, "23:59"), local(D2, "02:00")]

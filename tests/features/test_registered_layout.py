@@ -11,7 +11,7 @@ import pytest
 
 from airloop import features as F
 from airloop.features import registered_layout as R
-from feature_helpers import D0, D1, leakage_lake
+from feature_helpers import D0, D1, leakage_lake, logical_day
 from testkit import repo_copy
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -75,8 +75,8 @@ def test_materialization_leaves_the_stamp_alone(settings, lake):
     layout = F.service_layout(store, SERVICE, allow_cache=False)
     before = stamp_now(settings, layout)
     for day in (D0, D1):
-        F.compute_features(day, settings=settings, lake=lake)
-    F.materialize(D0, D1, settings=settings, store=store, lake=lake)
+        F.compute_features(logical_day(day), settings=settings, lake=lake)
+    F.materialize(logical_day(D0), logical_day(D1), settings=settings, store=store, lake=lake)
     start, end = datetime(2025, 12, 30, tzinfo=timezone.utc), datetime(2026, 1, 1, tzinfo=timezone.utc)
     for view in layout.views:
         registered_view = store.registry.get_feature_view(view.name, store.project, allow_cache=False)

@@ -19,6 +19,7 @@ from airloop.core.dates import day_window, ds_range
 from airloop.ingest import ingest_day
 from airloop.core.storage import read_partition_frame
 from airloop.features.training_set import build_training_set
+from feature_helpers import logical_day
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -45,7 +46,7 @@ def built(tmp_path_factory, loaded_source):
             for table in ("flights", "weather"):
                 ingest_day(table, day, settings)
         for day in ds_range(FIRST, WEEK[1]):
-            F.compute_features(day, settings=settings)
+            F.compute_features(logical_day(day), settings=settings)
         store = F.feature_store(settings)
         F.apply_definitions(settings, store=store)
         training_set = build_training_set(*WEEK, settings=settings, store=store)

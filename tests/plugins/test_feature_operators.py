@@ -20,7 +20,7 @@ from airloop_plugins.hooks import FeatureStoreHook
 from airloop_plugins.operators import FeastApplyOperator, FeastMaterializeOperator, FeatureComputeOperator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
-from feature_helpers import D0, D1, leakage_lake  # noqa: E402
+from feature_helpers import D0, D1, leakage_lake, logical_day  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 OPERATORS = [FeatureComputeOperator, FeastApplyOperator, FeastMaterializeOperator]
@@ -84,7 +84,7 @@ def test_dag_run_applies_computes_and_materializes_a_partition(settings, lake):
     # The store now answers with D1's snapshot.
     report = F.skew_check(
         __import__("pandas").DataFrame({"origin": ["JFK"], "carrier": ["AA"], "route": ["JFK-LAX"], "tailnum": ["N10156"]}),
-        D1, settings=settings,
+        logical_day(D1), settings=settings,
     )
     assert report.ok, report.mismatches
 
@@ -101,6 +101,6 @@ def test_compute_fails_naming_a_missing_raw_partition(settings, lake):
 def test_materialize_overlap_skips_a_missing_earlier_day(settings, lake):
     leakage_lake(lake)
     F.apply_definitions(settings)
-    F.compute_features(D1, settings=settings, lake=lake)  # D0 never computed: a backfill in progress
+    F.compute_features(logical_day(D1), settings=settings, lake=lake)  # D0 never computed: a backfill in progress
     result = FeastMaterializeOperator(task_id="m", ds=str(D1), overlap_days=1).execute(context())
     assert {v["view"]: v["rows_read"] for v in result["views"]}["carrier_delay_stats"] == 1

@@ -17,7 +17,7 @@ def cmd_list(args) -> int:
     name = args.service or F.default_feature_service(settings)
     definitions = F.load_definitions(settings)
     layout = F.service_layout_from_definitions(definitions, name)
-    spec = F._use_case(settings).features
+    spec = F.load_feature_use_case(settings).features
     print(f"feature service {name} (version {layout.digest()[:12]}): {len(spec.request_columns) + len(layout.feature_names)} model inputs")
     print(f"  request-time (from the row): {', '.join(spec.request_columns)}")
     for view in layout.views:
@@ -37,23 +37,26 @@ def cmd_apply(args) -> int:
 
 def cmd_compute(args) -> int:
     from airloop.cli.output import print_json
-    from airloop.core.dates import ds_range
-    from airloop.features import compute_features
+    from airloop.features import compute_features, load_feature_use_case
 
     settings = _settings()
+    use_case = load_feature_use_case(settings)
     rows = {}
-    for day in ds_range(args.start, args.end or args.start):
+    for day in use_case.day(args.start).range_to(use_case.day(args.end or args.start)):
         manifests = compute_features(day, settings=settings, views=args.view or None)
-        rows[day.isoformat()] = {view: m["rows"] for view, m in manifests.items()}
+        rows[day.key] = {view: m["rows"] for view, m in manifests.items()}
     print_json(rows)
     return 0
 
 
 def cmd_materialize(args) -> int:
     from airloop.cli.output import print_json
-    from airloop.features import materialize
+    from airloop.features import load_feature_use_case, materialize
 
-    results = materialize(args.start, args.end or args.start, settings=_settings(), views=args.view or None)
+    settings = _settings()
+    use_case = load_feature_use_case(settings)
+    start, end = use_case.day(args.start), use_case.day(args.end or args.start)
+    results = materialize(start, end, settings=settings, views=args.view or None)
     print_json([r.as_dict() for r in results])
     return 0
 
@@ -63,17 +66,23 @@ def cmd_skew_check(args) -> int:
     import pandas as pd
 
     from airloop.cli.output import print_json
-    from airloop.features import _use_case, entity_rows, service_layout, skew_check, feature_store
-    from airloop.features.training_set import read_events
-    from airloop.core.dates import parse_ds
     from airloop.core.storage import open_lake
+    from airloop.features import (
+        entity_rows,
+        feature_store,
+        load_feature_use_case,
+        read_events,
+        service_layout,
+        skew_check,
+    )
 
     settings = _settings()
-    day = parse_ds(args.ds)
+    use_case = load_feature_use_case(settings)
+    day = use_case.day(args.ds)
     store = feature_store(settings)
-    spec = _use_case(settings).features
+    spec = use_case.features
     layout = service_layout(store, args.service or spec.feature_service)
-    events = read_events([day], table=spec.event_table, lake=open_lake(settings))
+    events = read_events([day.date], table=spec.event_table, lake=open_lake(settings))
     sample = entity_rows(events, settings=settings)[layout.join_keys].drop_duplicates()
     sample = sample.sample(min(args.sample, len(sample)), random_state=args.seed) if len(sample) else sample
     report = skew_check(pd.DataFrame(sample).reset_index(drop=True), day, settings=settings, feature_service=layout.name, store=store)

@@ -2,7 +2,7 @@
 
 Importing Feast costs 8-10 s of CPU on a 2-core machine, and scoring needs of Feast only the
 *layout* of its feature service: the views, their join keys, TTLs, timestamp fields and
-features (:class:`airloop.features.ServiceLayout`). Every Airflow task is a fresh process, so a
+features (:class:`airloop.features.layout.ServiceLayout`). Every Airflow task is a fresh process, so a
 30-day scoring backfill would pay that import 30 times for a few hundred bytes of answer.
 
 So the layout Feast reports is recorded in the lake, next to the feature partitions
@@ -23,10 +23,11 @@ import logging
 from typing import TYPE_CHECKING
 
 from airloop.core.storage import sha256_bytes
+from airloop.features.feast_repo import feature_store, repo_yaml
+from airloop.features.layout import ServiceLayout, ViewLayout, service_layout
 
 if TYPE_CHECKING:
     from airloop.core.config import Settings
-    from airloop.features import ServiceLayout
     from airloop.core.storage import Lake
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,6 @@ def layout_to_dict(layout: "ServiceLayout") -> dict:
 def layout_from_dict(body: dict) -> "ServiceLayout":
     from datetime import timedelta
 
-    from airloop.features import ServiceLayout, ViewLayout
-
     views = tuple(
         ViewLayout(
             name=v["name"],
@@ -190,8 +189,6 @@ def read_record(lake: "Lake", project: str, service: str) -> tuple[str, "Service
 
 def _registry_location(settings: "Settings") -> tuple[str, str | None]:
     """``(project, SQL registry URL)`` from the profile's ``feature_store*.yaml`` (URL None: not a SQL registry)."""
-    from airloop.features import repo_yaml
-
     raw = repo_yaml(settings)
     registry = raw.get("registry")
     if isinstance(registry, dict) and registry.get("registry_type") == "sql":
@@ -203,11 +200,10 @@ def registered_layout(settings: "Settings", service: str, *, lake: "Lake | None"
     """The layout of feature service ``service`` as registered, importing Feast only when needed.
 
     From the lake's record when its stamp matches the registry's specs; otherwise from Feast
-    (:func:`airloop.features.service_layout`), and recorded for the next caller.
+    (:func:`airloop.features.layout.service_layout`), and recorded for the next caller.
 
     :param store: a Feast ``FeatureStore`` already open (otherwise one is opened if needed).
     """
-    from airloop import features
     from airloop.core.storage import open_lake
 
     lake = lake or open_lake(settings)
@@ -223,20 +219,18 @@ def registered_layout(settings: "Settings", service: str, *, lake: "Lake | None"
             log.info("feature service %s: the registered specs changed since the layout was recorded; asking Feast", service)
         else:
             log.info("feature service %s: no layout recorded yet; asking Feast", service)
-    store = store or features.feature_store(settings)
+    store = store or feature_store(settings)
     return _layout_from_feast(store, lake, project, registry_url, service)
 
 
 def _layout_from_feast(store, lake: "Lake", project: str, registry_url: str | None, service: str) -> "ServiceLayout":
-    from airloop import features
-
-    layout = features.service_layout(store, service, allow_cache=False)
+    layout = service_layout(store, service, allow_cache=False)
     if registry_url is not None:
         views = [v.name for v in layout.views]
         stamp = registry_stamp(registry_url, project, service, views)
         # Record only a layout read twice around one stamp: an apply by another process in
         # between would otherwise pair the old layout with the new specs.
-        if stamp is not None and features.service_layout(store, service, allow_cache=False) == layout:
+        if stamp is not None and service_layout(store, service, allow_cache=False) == layout:
             if registry_stamp(registry_url, project, service, views) == stamp:
                 record_layout(lake, project, layout, stamp)
     return layout

@@ -3,7 +3,7 @@
 Each row of day D (a predicted event of the use case's event table, e.g. a scheduled flight) is
 looked up as of D's *prediction time* (nightly scoring, e.g. 02:00 local), not as of its own
 event time: a model trained on fresher features than scoring will ever have is skewed by
-construction. The join itself is :func:`airloop.features.historical_features` (Feast's
+construction. The join itself is :func:`airloop.features.point_in_time.historical_features` (Feast's
 semantics, run in DuckDB from the registered feature service). Unlabelled rows (a cancelled or
 diverted flight) are dropped.
 
@@ -20,19 +20,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from airloop.core.dates import ds_range, parse_ds
-from airloop.features import (
-    EVENT_TIMESTAMP,
-    FeatureError,
-    MissingRawPartition,
-    _use_case,
-    default_feature_service,
-    feature_store,
-    historical_features,
-    prediction_time,
-    service_layout,
-)
 from airloop.core.storage import PartitionNotFound, partition_prefix, read_partition_files
+from airloop.features.errors import FeatureError, MissingRawPartition
+from airloop.features.feast_repo import feature_store
+from airloop.features.layout import EVENT_TIMESTAMP, default_feature_service, load_feature_use_case, service_layout
+from airloop.features.point_in_time import historical_features
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,8 +87,8 @@ def frame_digest(frame: "pd.DataFrame") -> str:
 
 
 def build_training_set(
-    start: date | str,
-    end: date | str,
+    start: date,
+    end: date,
     *,
     settings: "Settings",
     feature_service: str | None = None,
@@ -105,15 +97,18 @@ def build_training_set(
 ) -> TrainingSet:
     """Build the labelled training frame of days ``[start, end]`` (inclusive).
 
+    Day D's rows are looked up as of D's cutoff (``use_case.day(D).cutoff``, the prediction time).
+
+    :param start: the first day of the window.
+    :param end: the last day of the window (inclusive).
     :raises MissingRawPartition: a day of the window has no raw partition.
     :raises airloop.features.MissingFeaturePartition: a feature partition the lookups need is
         missing (compute features for those days first).
     """
     from airloop.core.storage import open_lake
 
-    first, last = parse_ds(start), parse_ds(end)
-    days = ds_range(first, last)
-    use_case = _use_case(settings)
+    use_case = load_feature_use_case(settings)
+    days = use_case.day(start).range_to(use_case.day(end))
     spec = use_case.features
     service = feature_service or default_feature_service(settings)
     label_column = use_case.model.label if use_case.model else "label"
@@ -121,11 +116,11 @@ def build_training_set(
     lake = lake or open_lake(settings)
     layout = service_layout(store, service)
 
-    events = read_events(days, table=spec.event_table, lake=lake)
+    events = read_events([d.date for d in days], table=spec.event_table, lake=lake)
     labels = spec.label(events)
     labelled = events[labels.notna().to_numpy()].reset_index(drop=True)
     entity = spec.entity_rows(labelled, use_case.timezone)
-    instants = {d.isoformat(): prediction_time(d, settings=settings) for d in days}
+    instants = {d.key: d.cutoff for d in days}
     entity[EVENT_TIMESTAMP] = entity[DS_COLUMN].map(instants)
     entity[EVENT_TIMESTAMP] = entity[EVENT_TIMESTAMP].astype("datetime64[ns, UTC]")
     entity[label_column] = labels[labels.notna()].astype("int64").to_numpy()
@@ -145,10 +140,10 @@ def build_training_set(
 
     fingerprint = hashlib.sha256(
         json.dumps(
-            {"feature_service": service, "service_version": layout.digest(), "window": [first.isoformat(), last.isoformat()],
+            {"feature_service": service, "service_version": layout.digest(), "window": [start.isoformat(), end.isoformat()],
              "rows": frame_digest(frame)},
             sort_keys=True,
         ).encode()
     ).hexdigest()
-    log.info("training set %s..%s: %d labelled rows of %d events, fingerprint %s", first, last, len(frame), len(events), fingerprint[:12])
-    return TrainingSet(frame, fingerprint, feature_columns, label_column, service, (first, last))
+    log.info("training set %s..%s: %d labelled rows of %d events, fingerprint %s", start, end, len(frame), len(events), fingerprint[:12])
+    return TrainingSet(frame, fingerprint, feature_columns, label_column, service, (start, end))

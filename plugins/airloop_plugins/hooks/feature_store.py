@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from airloop_plugins.hooks.base import AirloopHook
+
+if TYPE_CHECKING:
+    from airloop.core.dates import LogicalDay
 
 
 class FeatureStoreHook(AirloopHook):
@@ -32,8 +36,8 @@ class FeatureStoreHook(AirloopHook):
 
         return apply_definitions(self.settings, store=self.store)
 
-    def materialize(self, start, end, *, lake=None):
-        """Load the latest rows of partitions ``[start, end]`` into the online store."""
+    def materialize(self, start: "LogicalDay", end: "LogicalDay", *, lake=None):
+        """Load the latest rows of partitions ``[start, end]`` (days, inclusive) into the online store."""
         from airloop.features import materialize
 
         return materialize(start, end, settings=self.settings, store=self.store, lake=lake)

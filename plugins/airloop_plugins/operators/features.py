@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import cached_property
 
 from airloop_plugins.hooks import LakeHook
@@ -34,12 +33,12 @@ class FeatureComputeOperator(PartitionedOperator):
     def execute(self, context):
         from airloop.features import compute_features
 
-        ds = self.partition_date(context)
-        manifests = compute_features(ds, settings=self.settings, views=self.views or None, lake=self.lake_hook.lake)
+        day = self.logical_day(context)
+        manifests = compute_features(day, settings=self.settings, views=self.views or None, lake=self.lake_hook.lake)
         for view, manifest in manifests.items():
             self.log.info("Published %d rows of %s at %s from %d raw partitions",
                           manifest["rows"], view, manifest["partition"], len(manifest["raw_partitions"]))
-        return {"ds": ds.isoformat(), "rows": {view: m["rows"] for view, m in manifests.items()}}
+        return {"ds": day.key, "rows": {view: m["rows"] for view, m in manifests.items()}}
 
 
 class FeastApplyOperator(PartitionedOperator):
@@ -92,14 +91,14 @@ class FeastMaterializeOperator(PartitionedOperator):
         return LakeHook()
 
     def execute(self, context):
-        ds = self.partition_date(context)
-        start = ds - timedelta(days=int(self.overlap_days))
-        results = self.feature_store_hook.materialize(start, ds, lake=self.lake_hook.lake)
+        day = self.logical_day(context)
+        start = day.shift(-int(self.overlap_days))
+        results = self.feature_store_hook.materialize(start, day, lake=self.lake_hook.lake)
         for r in results:
             self.log.info("Materialized %s %s..%s: %d rows read, %d written, %d newer online values kept",
-                          r.view, start, ds, r.rows_read, r.written, r.kept_newer)
+                          r.view, start, day, r.rows_read, r.written, r.kept_newer)
         summary = {
-            "ds": ds.isoformat(),
+            "ds": day.key,
             "rows": sum(r.rows_read for r in results),
             "written": sum(r.written for r in results),
         }
