@@ -8,10 +8,10 @@ from airflow.sdk import DAG, CronPartitionTimetable, Param
 from airloop.core.config import env_int
 from airloop.deploy.dagconfig import TIMEZONE, default_args, ds_param
 from airloop_plugins.assets import PREDICTIONS
-from airloop_plugins.operators.predict import BatchPredictOperator, PredictionInputsSensor
+from airloop_plugins.operators.scoring import BatchPredictOperator, PredictionInputsSensor
 
-WAIT_TIMEOUT_S = env_int("AIRLOOP_SCORING_WAIT_TIMEOUT_S", 6 * 3600)
-POKE_INTERVAL_S = env_int("AIRLOOP_SCORING_POKE_INTERVAL_S", 300)
+WAIT_TIMEOUT_S = env_int("AIRLOOP_SCORING_WAIT_TIMEOUT_S", 6 * 3600, minimum=1)
+POKE_INTERVAL_S = env_int("AIRLOOP_SCORING_POKE_INTERVAL_S", 300, minimum=1)
 
 DOC = f"""
 ### Batch predict

@@ -9,7 +9,7 @@ from airflow.sdk import DAG, IdentityMapper, PartitionedAssetTimetable
 from airloop.deploy.dagconfig import TIMEZONE, default_args, ds_param
 from airloop_plugins.assets import DRIFT, PREDICTIONS
 from airloop_plugins.notifiers import drift_notifier, failure_notifier
-from airloop_plugins.operators.monitor import DriftPolicyOperator, DriftReportOperator, PerformanceReportOperator
+from airloop_plugins.operators.monitoring import DriftPolicyOperator, DriftReportOperator, PerformanceReportOperator
 
 DOC = """
 ### Monitor model

@@ -8,7 +8,7 @@ from airflow.sdk import DAG, Param
 from airloop.deploy.dagconfig import TIMEZONE, default_args
 from airloop.deploy.routing import resource_kwargs
 from airloop_plugins.assets import MODEL
-from airloop_plugins.operators.train import ModelRollbackOperator
+from airloop_plugins.operators.training import ModelRollbackOperator
 
 DOC = """
 ### Roll back model

@@ -8,7 +8,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 from airloop.deploy.dagconfig import DS_PATTERN, TIMEZONE, default_args
 from airloop.deploy.routing import resource_kwargs
 from airloop_plugins.assets import DRIFT, MODEL
-from airloop_plugins.operators.train import (
+from airloop_plugins.operators.training import (
     ChampionChallengerOperator,
     ModelPromoteOperator,
     ModelRegisterOperator,

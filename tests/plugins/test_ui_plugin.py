@@ -73,7 +73,7 @@ def client():
 
 
 def test_plugin_registers_app_views_and_report_link():
-    from airloop_plugins.operators.monitor import EvidentlyReportLink
+    from airloop_plugins.operators.monitoring import EvidentlyReportLink
     from airloop_plugins.ui.plugin import AirloopUIPlugin
 
     (app_spec,) = AirloopUIPlugin.fastapi_apps
@@ -231,7 +231,7 @@ def test_monitoring_json(client, airflow_auth, monitored):
 
 
 def test_report_link_points_at_the_plugin_page():
-    from airloop_plugins.operators.monitor import DriftReportOperator, EvidentlyReportLink
+    from airloop_plugins.operators.monitoring import DriftReportOperator, EvidentlyReportLink
 
     op = DriftReportOperator(task_id="drift_report")
     assert EvidentlyReportLink().get_link(op, ti_key=None) == ""  # no report produced (yet)

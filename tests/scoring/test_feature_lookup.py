@@ -1,6 +1,6 @@
 """Scoring with the real features stage: ingested days, computed feature partitions, Feast repo.
 
-``feature_env`` (session-scoped, also used by ``tests/plugins/test_predict_operator.py``) ingests
+``feature_env`` (session-scoped, also used by ``tests/plugins/test_scoring_operators.py``) ingests
 the first replayed days, computes their features, applies the Feast repo, trains a small model
 on the real training set and promotes it.
 """

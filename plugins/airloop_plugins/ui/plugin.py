@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airloop_plugins.operators.monitor import EvidentlyReportLink
+from airloop_plugins.operators.monitoring import EvidentlyReportLink
 from airloop_plugins.ui.app import URL_PREFIX, app
 
 

@@ -12,7 +12,7 @@ from airloop.registry import ModelRegistry
 from airloop.deploy.routing import profile
 from airloop.training import publish_training_set
 from airloop_plugins.assets import MODEL
-from airloop_plugins.operators.train import (
+from airloop_plugins.operators.training import (
     ChampionChallengerOperator,
     ModelPromoteOperator,
     ModelRegisterOperator,

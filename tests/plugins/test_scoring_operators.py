@@ -20,7 +20,7 @@ from airloop.scoring import ScoringRuns, prediction_prefix, read_predictions, up
 from airloop.core.storage import frame_to_parquet, publish_partition, read_manifest
 from airloop.core.usecase import load_use_case
 from airloop_plugins.assets import PREDICTIONS
-from airloop_plugins.operators.predict import BatchPredictOperator, PredictionInputsSensor
+from airloop_plugins.operators.scoring import BatchPredictOperator, PredictionInputsSensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scoring"))
 from test_feature_lookup import SCORED, clear_predictions, feature_env  # noqa: E402,F401  (session fixture)

@@ -76,7 +76,7 @@ def context(ds, run_id="manual__1"):
 
 
 def test_drift_report_operator_writes_report_and_link(env):
-    from airloop_plugins.operators.monitor import DriftReportOperator, EvidentlyReportLink
+    from airloop_plugins.operators.monitoring import DriftReportOperator, EvidentlyReportLink
 
     settings, lake = env
     score_day(lake, "2026-03-02", shift=True)
@@ -89,7 +89,7 @@ def test_drift_report_operator_writes_report_and_link(env):
 
 
 def test_drift_report_operator_skips_an_unscored_day(env):
-    from airloop_plugins.operators.monitor import DriftReportOperator
+    from airloop_plugins.operators.monitoring import DriftReportOperator
 
     with pytest.raises(AirflowSkipException, match="2026-03-09 was not scored"):
         DriftReportOperator(task_id="drift_report").execute(context("2026-03-09"))
@@ -97,7 +97,7 @@ def test_drift_report_operator_skips_an_unscored_day(env):
 
 def test_performance_operator_awaits_then_reads_yesterdays_outcomes(env):
     from airloop.monitoring import MonitoringStore
-    from airloop_plugins.operators.monitor import PerformanceReportOperator
+    from airloop_plugins.operators.monitoring import PerformanceReportOperator
 
     settings, lake = env
     frame = score_day(lake, "2026-03-01")
@@ -116,7 +116,7 @@ def test_performance_operator_awaits_then_reads_yesterdays_outcomes(env):
 
 def test_policy_operator_fires_once_per_episode_with_window(env):
     from airloop_plugins.assets import DRIFT
-    from airloop_plugins.operators.monitor import DriftPolicyOperator, DriftReportOperator
+    from airloop_plugins.operators.monitoring import DriftPolicyOperator, DriftReportOperator
 
     settings, lake = env
     calls = []
@@ -149,7 +149,7 @@ def test_policy_operator_fires_once_per_episode_with_window(env):
 
 
 def test_policy_operator_does_not_fire_on_calm_or_tiny_days(env):
-    from airloop_plugins.operators.monitor import DriftPolicyOperator, DriftReportOperator
+    from airloop_plugins.operators.monitoring import DriftPolicyOperator, DriftReportOperator
 
     settings, lake = env
     score_day(lake, "2026-03-02", shift=True)
