@@ -106,6 +106,28 @@ def test_missing_raw_partition_fails_naming_date_and_path_before_any_write(setti
     assert hand_lake.list_keys("features/") == []
 
 
+def test_every_missing_raw_partition_is_named_at_once(settings, hand_lake):
+    for table in ("flights", "weather"):
+        for day in (D0, D1):
+            hand_lake.delete(hand_lake.list_keys(f"raw/{table}/ds={day}/"))
+    with pytest.raises(F.MissingRawPartition) as err:
+        F.compute_features(logical_day(D1), settings=settings, lake=hand_lake)
+    assert err.value.missing == {"flights": [D0, D1], "weather": [D1]}
+    assert f"flights {D0}..{D1} (2 days); weather {D1}" in str(err.value)
+    assert "3 raw partitions are missing in all" in str(err.value)
+    assert hand_lake.list_keys("features/") == []
+
+
+def test_day_spans_groups_consecutive_days():
+    from datetime import date
+
+    from airloop.features.errors import day_spans
+
+    days = [date(2026, 1, 3), date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 7), date(2026, 1, 2)]
+    assert day_spans(days) == "2026-01-01..2026-01-03 (3 days), 2026-01-07"
+    assert day_spans([date(2025, 12, 31), date(2026, 1, 1)]) == "2025-12-31..2026-01-01 (2 days)"
+
+
 def test_computation_not_matching_the_definition_fails_before_any_write(settings, hand_lake, monkeypatch):
     from dataclasses import replace
 

@@ -136,7 +136,7 @@ def compute_features(
     """Compute and publish ``day``'s partition of each feature view; return their manifests.
 
     Every needed raw partition is checked before any computation or write
-    (:class:`MissingRawPartition` names the first missing one); every computed frame is checked
+    (:class:`MissingRawPartition` names every missing one); every computed frame is checked
     against the view's Feast definition before the first publish (:class:`FeatureSchemaMismatch`).
 
     :param day: the day to compute (its window is the day's own: build it with ``use_case.day``).
@@ -151,12 +151,19 @@ def compute_features(
 
     # 1. Every raw partition needed, before anything else.
     plan = {s.name: raw_partitions_needed(day, s.inputs, first_day) for s in specs}
+    missing: dict[str, list[date]] = {}
+    first_missing = None
     for view_name, tables in plan.items():
         for table, days in tables.items():
             for needed in days:
+                if needed in missing.get(table, ()):
+                    continue
                 prefix = partition_prefix("raw", table, needed.isoformat())
                 if read_manifest(lake, prefix) is None:
-                    raise MissingRawPartition(table, needed, lake.uri(prefix), view_name)
+                    missing.setdefault(table, []).append(needed)
+                    first_missing = first_missing or (table, needed, lake.uri(prefix), view_name)
+    if first_missing:
+        raise MissingRawPartition(*first_missing, missing=missing)
 
     definitions = load_definitions(settings)
     join_keys_of = {e.name: e.join_key for e in definitions.entities}

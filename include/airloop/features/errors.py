@@ -10,14 +10,39 @@ class FeatureError(RuntimeError):
 
 
 class MissingRawPartition(FeatureError):
-    """A raw partition a feature view needs was never published."""
+    """Raw partitions a feature view needs were never published.
 
-    def __init__(self, table: str, ds: date, uri: str, view: str):
+    The message names the first one (with its URI) and, when more are missing, every missing day
+    of every table as compact ranges, so one run tells the user everything to ingest.
+    """
+
+    def __init__(self, table: str, ds: date, uri: str, view: str, missing: "dict[str, list[date]] | None" = None):
         self.table, self.ds, self.uri, self.view = table, ds, uri, view
+        self.missing = missing or {table: [ds]}
+        count = sum(len(days) for days in self.missing.values())
+        if count == 1:
+            tail = "Ingest that day first; nothing was written"
+        else:
+            spans = "; ".join(f"{name} {day_spans(days)}" for name, days in sorted(self.missing.items()))
+            tail = f"{count} raw partitions are missing in all: {spans}. Ingest those days first; nothing was written"
         super().__init__(
             f"raw partition {table} for {ds} is missing ({uri} has no manifest); feature view {view!r} "
-            f"needs it. Ingest that day first; nothing was written"
+            f"needs it. {tail}"
         )
+
+
+def day_spans(days: "list[date]") -> str:
+    """``2026-01-01..2026-01-03 (3 days), 2026-01-07``: sorted days as runs of consecutive days."""
+    ordered = sorted(set(days))
+    runs: list[list[date]] = []
+    for day in ordered:
+        if runs and (day - runs[-1][-1]).days == 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(
+        f"{run[0]}" if len(run) == 1 else f"{run[0]}..{run[-1]} ({len(run)} days)" for run in runs
+    )
 
 
 class MissingFeaturePartition(FeatureError):
