@@ -53,7 +53,9 @@ class AirloopNotifier(BaseNotifier):
             "ds": (context.get("params") or {}).get("ds") or getattr(dag_run, "partition_key", None),
         }
         if context.get("exception") is not None:
-            body["error"] = f"{type(context['exception']).__name__}: {context['exception']}"
+            from airloop.core.redaction import redact_text  # an error may quote a URL or a key
+
+            body["error"] = f"{type(context['exception']).__name__}: {redact_text(context['exception'])}"
         if context.get("drift"):
             body["drift"] = context["drift"]
             body["ds"] = context["drift"].get("ds", body["ds"])

@@ -95,6 +95,25 @@ def test_local_write_leaves_no_temp_file_when_it_fails(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "lake" / "a").iterdir()) == ["b.bin"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_local_lake_files_get_the_mode_the_umask_gives(tmp_path, umask):
+    import os
+    import stat
+
+    previous = os.umask(umask)
+    try:
+        lake = LocalLake(tmp_path / "lake")
+        lake.write_bytes("raw/t/ds=2026-01-01/a.bin", b"one")
+        published = publish_partition(lake, "raw/t/ds=2026-01-02", {"part.parquet": frame_to_parquet(frame())}, {})
+    finally:
+        os.umask(previous)
+    keys = ["raw/t/ds=2026-01-01/a.bin", f"{published.prefix}/{published.files[0]}", f"{published.prefix}/{MANIFEST_NAME}"]
+    modes = {key: stat.S_IMODE((tmp_path / "lake" / key).stat().st_mode) for key in keys}
+    assert modes == dict.fromkeys(keys, 0o666 & ~umask)  # 0644 under 022, 0640 under 027: never 0600
+    folder = stat.S_IMODE((tmp_path / "lake" / "raw" / "t").stat().st_mode)
+    assert folder == 0o777 & ~umask
+
+
 def test_s3_errors_name_the_object_and_endpoint(s3_env):
     lake = S3Lake(f"s3://airloop-missing-{uuid.uuid4().hex[:8]}/lake", endpoint_url=s3_env)
     with pytest.raises(StorageError) as err:

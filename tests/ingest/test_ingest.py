@@ -185,17 +185,56 @@ def test_the_last_replayed_day_has_flights_but_no_weather(settings, lake):
     [
         ("postgresql://airloop:s3cr3t@127.0.0.1:1/source", "postgresql://airloop:***@127.0.0.1:1/source"),
         ("postgresql://airloop:s3cr3t@127.0.0.1:1/source?sslmode=disable", "postgresql://airloop:***@127.0.0.1:1/source"),
+        ("postgresql://airloop:s3@cr3t-tail@127.0.0.1:1/source", "postgresql://airloop:***@127.0.0.1:1/source"),
+        ("postgresql+psycopg://airloop:s3:cr3t/x@127.0.0.1:1/source", "postgresql+psycopg://airloop:***@127.0.0.1:1/source"),
+        ("postgresql://airloop@127.0.0.1:1/source?password=s3cr3t-q&sslmode=disable",
+         "postgresql://airloop@127.0.0.1:1/source?password=***&sslmode=disable"),
     ],
-    ids=["postgres-closed-port", "postgres-with-query"],
-)
+    ids=["postgres-closed-port", "postgres-with-query", "unencoded-at", "colon-and-slash", "password-in-query"],
+)  # fmt: skip
 def test_an_unreachable_source_names_its_url_without_the_password(lake, url, shown):
     source = SourceDatabase(url, replay_offset_days=4746, connect_timeout_s=2)
     with pytest.raises(SourceUnavailable) as err:
         extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
     assert f"cannot reach the source database {shown}" in str(err.value)
-    assert "127.0.0.1:1" in str(err.value)
-    assert "s3cr3t" not in str(err.value) and err.value.__cause__ is None
+    assert 'server at "127.0.0.1", port 1 failed' in str(err.value)  # the driver's own reason, right host
+    assert "cr3t" not in str(err.value) and err.value.__cause__ is None
     assert lake.list_keys("") == []
+
+
+def test_an_unencoded_at_in_the_password_reaches_the_right_host(lake):
+    """SQLAlchemy alone would try the host 'cr3t-tail@127.0.0.1' and print it in its error."""
+    source = SourceDatabase("postgresql://airloop:s3@cr3t-tail@127.0.0.1:1/source", connect_timeout_s=2)
+    assert (source.engine.url.host, source.engine.url.password) == ("127.0.0.1", "s3@cr3t-tail")
+    assert "cr3t" not in repr(source.engine.url)
+
+
+@pytest.mark.parametrize(
+    "url, driver",
+    [("mysql://airloop:s3cr3t@127.0.0.1:1/source", "pip install mysqlclient"),
+     ("mysql+pymysql://airloop:s3cr3t@127.0.0.1:1/source", "pip install PyMySQL"),
+     ("mssql+pyodbc://airloop:s3cr3t@127.0.0.1:1/source", "pip install pyodbc")],
+)  # fmt: skip
+def test_a_source_dialect_without_its_driver_says_what_to_install(lake, url, driver):
+    from airloop.core.database import DatabaseDriverMissing
+
+    source = SourceDatabase(url, replay_offset_days=4746)
+    with pytest.raises(DatabaseDriverMissing, match=driver) as err:
+        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
+    assert "s3cr3t" not in str(err.value) and "airloop:***@127.0.0.1:1" in str(err.value)
+    assert err.value.__cause__ is None and lake.list_keys("") == []
+
+
+@pytest.mark.filterwarnings("ignore:Query string argument")  # pysqlite ignores the parameter, and says so
+def test_no_manifest_or_file_of_the_day_holds_the_source_password(settings, lake):
+    url = f"{settings.source_url}?password=s3cr3t-q&api_key=s3cr3t-k"
+    source = SourceDatabase(url, replay_offset_days=4746)
+    manifest = extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
+    assert manifest["source"]["url"] == f"{settings.source_url}?password=***&api_key=***"
+    validate_and_publish("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, replay_offset_days=4746)
+    keys = lake.list_keys("")
+    assert {k.split("/")[0] for k in keys} == {"staging", "raw", "quarantine"}
+    assert not [k for k in keys if b"s3cr3t" in lake.read_bytes(k)]
 
 
 def test_a_missing_sqlite_source_is_not_created_empty_and_says_how_to_load_it(lake, tmp_path):

@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one clear line for the user, not a traceback
         if getattr(args, "debug", False) or os.environ.get("AIRLOOP_DEBUG"):
             raise
-        print(f"airloop {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from airloop.core.redaction import redact_text
+
+        print(f"airloop {args.command}: {type(exc).__name__}: {redact_text(exc)}", file=sys.stderr)
         return 1
 
 

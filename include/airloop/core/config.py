@@ -9,11 +9,15 @@ connection, database passwords from the URL given in the environment.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from airloop.core.database import DatabaseURLError, check_database_url
+from airloop.core.redaction import redact_url  # callers import it from here too
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,30 +31,38 @@ def env_str(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    """A finite number from ``name`` (or ``default``), refused with a message outside ``[minimum, maximum]``."""
     raw = env_str(name, str(default))
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{name} must be a finite number, got {raw!r}")
+    check_range(name, value, minimum, maximum)
+    return value
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer from ``name`` (or ``default``), refused with a message outside ``[minimum, maximum]``."""
     raw = env_str(name, str(default))
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    check_range(name, value, minimum, maximum)
+    return value
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (safe for logs and errors)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[-1]}"))
+def check_range(name: str, value: float, minimum: float | None = None, maximum: float | None = None) -> None:
+    """Refuse ``value`` outside ``[minimum, maximum]`` with a message naming the setting ``name``."""
+    if (minimum is not None and not value >= minimum) or (maximum is not None and not value <= maximum):
+        if minimum is not None and maximum is not None:
+            bound = f"between {minimum:g} and {maximum:g}"
+        else:
+            bound = f"{minimum:g} or more" if minimum is not None else f"{maximum:g} or less"
+        raise SettingsError(f"{name} must be {bound}, got {value:g}")
 
 
 def _load_env_file() -> None:
@@ -128,17 +140,56 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        scheme = urlsplit(self.lake_url).scheme
-        if scheme not in ("file", "s3"):
-            raise SettingsError(f"AIRLOOP_LAKE_URL must start with file:// or s3://, got {self.lake_url!r}")
-        if not 0.0 <= self.max_quarantine_share <= 1.0:
+        """Refuse values that cannot be right, each with a message naming its variable.
+
+        Called once by :meth:`from_env` and :meth:`with_overrides`. URLs in messages are redacted.
+        """
+        self._validate_lake()
+        if self.replay_offset_days % 7:
+            below = self.replay_offset_days - self.replay_offset_days % 7
             raise SettingsError(
-                f"AIRLOOP_MAX_QUARANTINE_SHARE must be between 0 and 1, got {self.max_quarantine_share}"
+                f"AIRLOOP_REPLAY_OFFSET_DAYS must be a multiple of 7 so replayed days keep the source's "
+                f"weekdays, got {self.replay_offset_days} (nearest: {below} or {below + 7})"
             )
-        if self.quarantine_gate_min_rows < 0:
+        check_range("AIRLOOP_MAX_QUARANTINE_SHARE", self.max_quarantine_share, 0.0, 1.0)
+        check_range("AIRLOOP_QUARANTINE_GATE_MIN_ROWS", self.quarantine_gate_min_rows, 0)
+        module, colon, attr = self.use_case.partition(":")
+        if not (module.strip() and colon and attr.strip()):
+            raise SettingsError(f"AIRLOOP_USE_CASE must be 'package.module:NAME', got {self.use_case!r}")
+        for variable, url in (("AIRLOOP_SOURCE_URL", self.source_url), ("AIRLOOP_REGISTRY_URL", self.registry_url)):
+            try:
+                if url:
+                    check_database_url(url, variable)
+            except DatabaseURLError as exc:
+                raise SettingsError(str(exc)) from None
+
+    def _validate_lake(self) -> None:
+        """The lake and its endpoint: URLs that name a place, never a credential."""
+        shown = redact_url(self.lake_url)
+        parts = _split_url(self.lake_url)
+        if parts is None or parts.scheme not in ("file", "s3"):
+            raise SettingsError(f"AIRLOOP_LAKE_URL must start with file:// or s3://, got {shown!r}")
+        if "@" in parts.netloc or parts.query or parts.fragment:
             raise SettingsError(
-                f"AIRLOOP_QUARANTINE_GATE_MIN_ROWS must be 0 or more, got {self.quarantine_gate_min_rows}"
+                f"AIRLOOP_LAKE_URL must name only a place (no user, password or ?parameters: S3 credentials "
+                f"come from the AWS variables or an Airflow connection), got {shown!r}"
             )
+        if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
+            raise SettingsError(
+                f"AIRLOOP_LAKE_URL {shown!r} names the host {parts.netloc!r}: a local lake is file:///absolute/path"
+            )
+        if parts.scheme == "s3" and not parts.netloc:
+            raise SettingsError(f"AIRLOOP_LAKE_URL {shown!r} names no bucket: use s3://bucket/prefix")
+        if self.s3_endpoint_url:
+            endpoint = _split_url(self.s3_endpoint_url)
+            if endpoint is None or endpoint.scheme not in ("http", "https") or not endpoint.hostname:
+                raise SettingsError(
+                    f"AIRLOOP_S3_ENDPOINT_URL must be http(s)://host[:port], got {redact_url(self.s3_endpoint_url)!r}"
+                )
+            if "@" in endpoint.netloc:
+                raise SettingsError(
+                    f"AIRLOOP_S3_ENDPOINT_URL must not carry credentials, got {redact_url(self.s3_endpoint_url)!r}"
+                )
 
     def with_overrides(self, **changes) -> "Settings":
         """Return a copy with some fields changed (tests and the CLI use this)."""
@@ -149,6 +200,16 @@ class Settings:
         updated = replace(self, **changes)
         updated.validate()
         return updated
+
+
+def _split_url(url: str):
+    """``urlsplit`` of a ``scheme://`` URL, or None (no scheme, or a form it refuses)."""
+    if "://" not in url:
+        return None
+    try:
+        return urlsplit(url)
+    except ValueError:  # e.g. an unbalanced '[' of an IPv6 host
+        return None
 
 
 @lru_cache(maxsize=1)

@@ -14,13 +14,14 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import urlsplit
+
+from airloop.core.redaction import redact_text, redact_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,7 +94,10 @@ class LocalLake(Lake):
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        # Not mkstemp: its files are 0600 whatever the umask. Created like any other file, the
+        # data gets the mode the process's umask gives (0644 under 022), as operators expect.
+        tmp = path.parent / f".tmp-{uuid.uuid4().hex}{path.suffix}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -165,8 +169,8 @@ class S3Lake(Lake):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _fail(self, action: str, key: str, exc: Exception) -> StorageError:
-        where = f" via {self.endpoint_url}" if self.endpoint_url else ""
-        return StorageError(f"could not {action} {self.uri(key)}{where}: {exc}")
+        where = f" via {redact_url(self.endpoint_url)}" if self.endpoint_url else ""
+        return StorageError(f"could not {action} {self.uri(key)}{where}: {redact_text(exc)}")
 
     def ensure_bucket(self) -> bool:
         """Create the bucket if it is missing; return True when it was created."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+from airloop.core.config import env_int
+
 OWNER = os.environ.get("AIRLOOP_OWNER", "airloop")
 TIMEZONE = os.environ.get("AIRLOOP_TIMEZONE", "America/New_York")
 
@@ -17,11 +19,11 @@ DS_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 # Pools created by `make setup` (airloop setup). Sizes come from the environment.
 POOLS = {
     "cpu": {
-        "slots": int(os.environ.get("AIRLOOP_CPU_POOL_SLOTS", "4")),
+        "slots": env_int("AIRLOOP_CPU_POOL_SLOTS", 4, minimum=1),
         "description": "Airloop: ingestion, features, scoring, monitoring (CPU work)",
     },
     "gpu": {
-        "slots": int(os.environ.get("AIRLOOP_GPU_POOL_SLOTS", "1")),
+        "slots": env_int("AIRLOOP_GPU_POOL_SLOTS", 1, minimum=1),
         "description": "Airloop: model training (one GPU per slot; CPU fallback by policy)",
     },
 }
@@ -31,8 +33,8 @@ def default_args(**overrides) -> dict:
     """Default task arguments: owner, retries with exponential back-off, the CPU pool."""
     args = {
         "owner": OWNER,
-        "retries": int(os.environ.get("AIRLOOP_TASK_RETRIES", "2")),
-        "retry_delay": timedelta(seconds=int(os.environ.get("AIRLOOP_RETRY_DELAY_S", "30"))),
+        "retries": env_int("AIRLOOP_TASK_RETRIES", 2, minimum=0),
+        "retry_delay": timedelta(seconds=env_int("AIRLOOP_RETRY_DELAY_S", 30, minimum=0)),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
         "pool": os.environ.get("AIRLOOP_CPU_POOL", "cpu"),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-from airloop.core.config import redact_url
+from airloop.core.redaction import redact_text, redact_url, url_secrets
 
 POSTGRES_VARS = (
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
@@ -99,8 +99,9 @@ def check_postgres(url: str, *, variable: str = "", timeout_s: float = 5) -> str
         conn = _connect_maintenance_db(url, timeout_s)
     except psycopg2.OperationalError as exc:
         where = f" ({variable})" if variable else ""
+        reason = redact_text(str(exc).strip().splitlines()[0], url_secrets(url))
         raise ServiceUnavailable(
-            f"PostgreSQL unavailable at {redact_url(url)}{where}: {str(exc).strip().splitlines()[0]}. "
+            f"PostgreSQL unavailable at {redact_url(url)}{where}: {reason}. "
             "Start PostgreSQL or point the variable at a running server."
         ) from None
     try:
@@ -122,8 +123,9 @@ def check_redis(url: str, *, variable: str = "", timeout_s: float = 5) -> str:
         version = client.info("server").get("redis_version", "?")
     except (redis.ConnectionError, redis.TimeoutError, socket.error) as exc:
         where = f" ({variable})" if variable else ""
+        reason = redact_text(str(exc).rstrip("."), url_secrets(url))
         raise ServiceUnavailable(
-            f"Redis unavailable at {redact_url(url)}{where}: {str(exc).rstrip('.')}. "
+            f"Redis unavailable at {redact_url(url)}{where}: {reason}. "
             "Start Redis or point the variable at a running server."
         ) from None
     finally:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from airloop.core.config import redact_url
+from airloop.core.redaction import redact_text, redact_url, url_secrets
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +56,8 @@ class SourceDatabase:
 
     @cached_property
     def engine(self):
-        from sqlalchemy import create_engine
+        """The SQLAlchemy engine (a missing driver ends in a message naming the package to install)."""
+        from airloop.core.database import create_engine
 
         if self.url.startswith("sqlite"):
             return create_engine(self.url, connect_args={"timeout": 30})
@@ -65,7 +66,12 @@ class SourceDatabase:
 
     @property
     def safe_url(self) -> str:
+        """The URL with its credentials masked: what logs, errors and manifests show."""
         return redact_url(self.url)
+
+    def safe_error(self, exc: BaseException) -> str:
+        """A driver's error message with this URL's credentials masked (drivers may echo them)."""
+        return redact_text(str(getattr(exc, "orig", None) or exc), secrets=url_secrets(self.url))
 
     def _sqlite_path(self):
         """The file of a ``sqlite:///`` URL (None for other databases and in-memory SQLite)."""
@@ -87,7 +93,7 @@ class SourceDatabase:
         try:
             return self.engine.connect()
         except (OperationalError, InterfaceError) as exc:
-            raise SourceUnavailable(f"cannot reach the source database {self.safe_url}: {exc.orig}") from None
+            raise SourceUnavailable(f"cannot reach the source database {self.safe_url}: {self.safe_error(exc)}") from None
 
     @property
     def shift(self) -> timedelta:

@@ -68,10 +68,10 @@ class MonitorConfig:
             context = tuple((use_case.extras if use_case is not None else {}).get("monitor_context_columns", ()))
         return cls(
             context_columns=context,
-            min_rows=env_int("AIRLOOP_MONITOR_MIN_ROWS", cls.min_rows),
-            test_max_rows=env_int("AIRLOOP_MONITOR_TEST_MAX_ROWS", cls.test_max_rows),
-            html_max_bytes=env_int("AIRLOOP_MONITOR_HTML_MAX_BYTES", cls.html_max_bytes),
-            html_sample_rows=env_int("AIRLOOP_MONITOR_HTML_SAMPLE_ROWS", cls.html_sample_rows),
-            outcome_lag_days=env_int("AIRLOOP_MONITOR_OUTCOME_LAG_DAYS", cls.outcome_lag_days),
-            late_minutes=env_int("AIRLOOP_LATE_MINUTES", cls.late_minutes),
+            min_rows=env_int("AIRLOOP_MONITOR_MIN_ROWS", cls.min_rows, minimum=1),
+            test_max_rows=env_int("AIRLOOP_MONITOR_TEST_MAX_ROWS", cls.test_max_rows, minimum=0),
+            html_max_bytes=env_int("AIRLOOP_MONITOR_HTML_MAX_BYTES", cls.html_max_bytes, minimum=1),
+            html_sample_rows=env_int("AIRLOOP_MONITOR_HTML_SAMPLE_ROWS", cls.html_sample_rows, minimum=1),
+            outcome_lag_days=env_int("AIRLOOP_MONITOR_OUTCOME_LAG_DAYS", cls.outcome_lag_days, minimum=0),
+            late_minutes=env_int("AIRLOOP_LATE_MINUTES", cls.late_minutes, minimum=0),
         )

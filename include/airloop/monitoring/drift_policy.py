@@ -106,7 +106,7 @@ class DriftPolicy:
             consecutive_days=env_int("AIRLOOP_DRIFT_CONSECUTIVE_DAYS", cls.consecutive_days),
             cooldown_days=env_int("AIRLOOP_DRIFT_COOLDOWN_DAYS", cls.cooldown_days),
             training_window_days=env_int("AIRLOOP_RETRAIN_WINDOW_DAYS", cls.training_window_days),
-            outcome_lag_days=env_int("AIRLOOP_MONITOR_OUTCOME_LAG_DAYS", cls.outcome_lag_days),
+            outcome_lag_days=env_int("AIRLOOP_MONITOR_OUTCOME_LAG_DAYS", cls.outcome_lag_days, minimum=0),
         )
 
     def breaches(self, day: DayEvidence) -> list[str]:

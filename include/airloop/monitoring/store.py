@@ -61,11 +61,11 @@ class MonitoringStore:
     """
 
     def __init__(self, url: str):
-        import sqlalchemy as sa
+        from airloop.core.database import create_engine
 
         self.url = url
         kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-        self.engine = sa.create_engine(url, **kwargs)
+        self.engine = create_engine(url, **kwargs)  # the driver checked, errors without the password
         self.metadata, self.metrics, self.events = _tables()
         self._ready = False
 

@@ -16,11 +16,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from airloop.core.config import redact_url
+from airloop.core.database import create_engine
 from airloop.core.storage import sha256_bytes
 from airloop.registry.champion import ChampionMixin
 from airloop.registry.records import ArtifactIntegrityError, ModelVersion, RegistryError, VersionNotFound

@@ -53,7 +53,7 @@ class ScoringRuns:
 
     @cached_property
     def engine(self):
-        from sqlalchemy import create_engine
+        from airloop.core.database import create_engine
 
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

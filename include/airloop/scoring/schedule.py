@@ -100,7 +100,7 @@ def read_schedule(
         try:
             conn = source.engine.connect()
         except (OperationalError, InterfaceError) as exc:
-            raise SourceUnavailable(f"cannot reach the source database {source.safe_url}: {exc.orig}") from None
+            raise SourceUnavailable(f"cannot reach the source database {source.safe_url}: {source.safe_error(exc)}") from None
         with conn:
             # Typed parameters: SQLAlchemy renders them in the dialect's own datetime format. Plain
             # datetimes go through sqlite3's global adapters, which Feast's SQLite online store
