@@ -137,8 +137,9 @@ def test_exact_duplicate_rows_keep_one_copy(flights_day):
     result = validate(pd.concat([day, day.iloc[[3, 3]]], ignore_index=True), FLIGHTS)
     assert len(result.valid) == 20 and len(result.quarantined) == 2
     assert set(result.quarantined[REASON_COLUMN]) == {
-        "carrier+flight+origin+time_hour+minute: exact duplicate of an earlier row"
+        "carrier+flight+origin+time_hour+minute: exact duplicate of an earlier row (that copy is kept)"
     }
+    assert result.reason_counts() == {"carrier+flight+origin+time_hour+minute: exact duplicate": 2}
 
 
 def test_conflicting_duplicate_keys_are_all_quarantined(flights_day):
@@ -148,9 +149,33 @@ def test_conflicting_duplicate_keys_are_all_quarantined(flights_day):
     result = validate(pd.concat([day, conflicting], ignore_index=True), FLIGHTS)
     assert len(result.valid) == 19 and len(result.quarantined) == 2
     assert set(result.quarantined[REASON_COLUMN]) == {
-        "carrier+flight+origin+time_hour+minute: duplicate key with conflicting values"
+        "carrier+flight+origin+time_hour+minute: conflicting duplicate: 2 rows share this key and differ in "
+        "dep_delay (none is kept)"
     }
     assert set(result.quarantined["dep_delay"]) == {str(day.iloc[5]["dep_delay"]), "999.0"}
+    assert result.reason_counts() == {"carrier+flight+origin+time_hour+minute: conflicting duplicate": 2}
+
+
+def test_exact_and_conflicting_duplicates_are_counted_apart(flights_day):
+    day = flights_day.head(30)
+    copies = day.iloc[[1, 1, 2]]  # row 1 twice more, row 2 once more: 3 harmless copies
+    conflicting = day.iloc[[7, 8]].copy()
+    conflicting["dep_delay"] = conflicting["dep_delay"].fillna(0) + 60  # 2 keys, 2 versions each
+    conflicting.loc[conflicting.index[1], "tailnum"] = "N999ZZ"
+    result = validate(pd.concat([day, copies, conflicting], ignore_index=True), FLIGHTS)
+    key = "carrier+flight+origin+time_hour+minute"
+    assert result.reason_counts() == {f"{key}: conflicting duplicate": 4, f"{key}: exact duplicate": 3}
+    assert len(result.valid) == 30 - 2 and len(result.quarantined) == 3 + 4
+    reasons = result.quarantined[REASON_COLUMN].tolist()
+    assert sum("differ in tailnum, dep_delay (none is kept)" in r for r in reasons) == 2  # contract order
+    assert sum(r.endswith("differ in dep_delay (none is kept)") for r in reasons) == 2
+
+
+def test_a_value_that_reads_like_a_check_is_counted_by_its_own_check(flights_day):
+    rows = flights_day.head(3).astype(object).copy()
+    rows.loc[rows.index[0], "tailnum"] = "null below"  # a value, not the check's words
+    result = validate(rows, FLIGHTS)
+    assert result.reason_counts() == {"tailnum: does not match": 1}
 
 
 def test_real_data_bad_tailnums_are_quarantined(source):

@@ -7,6 +7,8 @@ Two kinds of failure:
 * **Row-level** (a value of the wrong type, out of range, a code outside the allowed set, a null
   or duplicated key): the row goes to quarantine with a ``_quarantine_reason`` such as
   ``"distance: -5.0 is below the minimum 1"``; every other row is published. Nothing is lost.
+  Of rows sharing a key, an exact copy keeps its first occurrence and a conflicting set goes
+  to quarantine whole; the two are reasoned and counted apart.
 
 Range, set and pattern checks run through a pandera schema built from the use case's
 :class:`~airloop.core.usecase.ColumnContract` list, so the contract is declared once.
@@ -23,6 +25,11 @@ if TYPE_CHECKING:
     from airloop.core.usecase import ColumnContract, SourceTable
 
 REASON_COLUMN = "_quarantine_reason"
+# Duplicate keys come in two kinds that mean different things: an exact copy of a row (harmless
+# upstream noise: one copy is published) and rows that share a key but disagree (nothing says
+# which is right: none is published). Reasons and counts keep them apart.
+EXACT_DUPLICATE = "exact duplicate"
+CONFLICTING_DUPLICATE = "conflicting duplicate"
 
 
 class ContractError(ValueError):
@@ -43,7 +50,11 @@ class ValidationResult:
         return len(self.quarantined) / self.total if self.total else 0.0
 
     def reason_counts(self) -> dict[str, int]:
-        """How many quarantined rows per check (``column: check``), for manifests and logs."""
+        """How many quarantined rows per check (``column: check``), for manifests and logs.
+
+        Duplicate keys count as ``<key>: exact duplicate`` (copies of a published row) and
+        ``<key>: conflicting duplicate`` (rows that disagree, none published), separately.
+        """
         counts: dict[str, int] = {}
         for reasons in self.quarantined.get(REASON_COLUMN, []):
             for reason in str(reasons).split("; "):
@@ -52,11 +63,21 @@ class ValidationResult:
         return dict(sorted(counts.items()))
 
 
+# What a reason says after "column: ", as counted in manifests. Checked on the start of the text
+# first, so a quarantined value that happens to contain "below" or "null" is not miscounted.
+_LEADING_KINDS = {"not a valid": "not a", "null in": "null", EXACT_DUPLICATE: "exact duplicate",
+                  CONFLICTING_DUPLICATE: "conflicting duplicate"}  # fmt: skip
+_CHECK_KINDS = ("below", "above", "not one of", "does not match")
+
+
 def _reason_kind(reason: str) -> str:
-    for kind in ("not a", "below", "above", "not one of", "does not match", "null", "duplicate"):
-        if kind in reason:
+    text = reason.split(": ", 1)[-1]
+    for lead, kind in _LEADING_KINDS.items():
+        if text.startswith(lead):
             return kind
-    return "invalid"
+    # A check's words follow the value it shows: the last one found is the check's own.
+    found = max((text.rfind(kind), kind) for kind in _CHECK_KINDS)
+    return found[1] if found[0] >= 0 else "invalid"
 
 
 def check_columns(frame: "pd.DataFrame", required: tuple[str, ...] | list[str], where: str) -> None:
@@ -134,6 +155,28 @@ def _pandera_schema(table: "SourceTable"):
     return pa.DataFrameSchema(columns, strict=False, coerce=False)
 
 
+def _mark_duplicates(typed: "pd.DataFrame", key: list[str], reasons: "pd.Series") -> None:
+    """Give duplicate keys among otherwise-valid rows their reason, exact copies apart from conflicts.
+
+    Identical copies keep their first occurrence; conflicting versions of one key are all
+    quarantined, and the reason names the columns they disagree on.
+    """
+    clean = reasons == ""
+    dup_any = typed[clean].duplicated(key, keep=False)
+    if not dup_any.any():
+        return
+    where = "+".join(key)
+    for _, group in typed[clean][dup_any].groupby(key, dropna=False, sort=False):
+        if len(group.drop_duplicates()) == 1:
+            for idx in group.index[1:]:
+                _add(reasons, idx, f"{where}: {EXACT_DUPLICATE} of an earlier row (that copy is kept)")
+            continue
+        differ = [c for c in group.columns if c not in key and group[c].nunique(dropna=False) > 1]
+        for idx in group.index:
+            _add(reasons, idx, f"{where}: {CONFLICTING_DUPLICATE}: {len(group)} rows share this key and "
+                               f"differ in {', '.join(differ)} (none is kept)")  # fmt: skip
+
+
 def validate(frame: "pd.DataFrame", table: "SourceTable") -> ValidationResult:
     """Split ``frame`` (already transformed) into valid and quarantined rows.
 
@@ -168,19 +211,7 @@ def validate(frame: "pd.DataFrame", table: "SourceTable") -> ValidationResult:
             # Show the row's own typed value: failure_case mixes dtypes across columns (13 -> 13.0).
             _add(reasons, int(row.index), f"{row.column}: {_show(typed.at[int(row.index), row.column])} {row.check}")
 
-    # Duplicate keys among otherwise-valid rows: identical copies keep their first occurrence;
-    # conflicting versions of one key are all quarantined, since nothing says which is right.
-    key = list(table.key)
-    clean = reasons == ""
-    dup_any = typed[clean].duplicated(key, keep=False)
-    if dup_any.any():
-        dupes = typed[clean][dup_any]
-        for _, group in dupes.groupby(key, dropna=False, sort=False):
-            identical = len(group.drop_duplicates()) == 1
-            victims = group.index[1:] if identical else group.index
-            label = "exact duplicate of an earlier row" if identical else "duplicate key with conflicting values"
-            for idx in victims:
-                _add(reasons, idx, f"{'+'.join(key)}: {label}")
+    _mark_duplicates(typed, list(table.key), reasons)
 
     bad = reasons != ""
     valid = typed[~bad].reset_index(drop=True)
