@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # Start Airflow standalone (api-server, scheduler, dag-processor, triggerer) on SQLite.
+#
+# A demo, closed by default: its secrets and the login's password file are readable by their
+# owner only (0600), and connections and variables are encrypted with a Fernet key. The login is
+# Airflow's simple auth manager, which is for this demo only (see the README's "Production").
+# AIRLOOP_DEMO_PREPARE_ONLY=1 prepares all that and stops before starting Airflow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AIRFLOW_HOME="$PWD" PATH="$PWD/.venv/bin:$PATH"
@@ -8,8 +13,8 @@ export AIRFLOW_HOME="$PWD" PATH="$PWD/.venv/bin:$PATH"
 # each process makes its own and tasks are refused ("Signature verification failed").
 # Generated once per checkout under data/ (git-ignored), never committed.
 secrets_file="data/airflow-secrets.env"
+mkdir -p data
 if [ ! -f "$secrets_file" ]; then
-  mkdir -p data
   (umask 077; python - >"$secrets_file" <<'PY'
 import secrets
 print(f"AIRFLOW__API_AUTH__JWT_SECRET={secrets.token_urlsafe(32)}")
@@ -17,13 +22,34 @@ print(f"AIRFLOW__API__SECRET_KEY={secrets.token_urlsafe(32)}")
 PY
   )
 fi
+# Connections and variables are stored encrypted only with a Fernet key. A key already in the
+# environment wins; otherwise one is made once per checkout, beside the other secrets.
+if [ -z "${AIRFLOW__CORE__FERNET_KEY:-}" ] && ! grep -q '^AIRFLOW__CORE__FERNET_KEY=.' "$secrets_file"; then
+  (umask 077; python -c 'from cryptography.fernet import Fernet; print(f"AIRFLOW__CORE__FERNET_KEY={Fernet.generate_key().decode()}")' >>"$secrets_file")
+fi
+chmod 600 "$secrets_file"  # also a file made by an older checkout, before this was enforced
+fernet_from_env="${AIRFLOW__CORE__FERNET_KEY:-}"
 set -a; source "$secrets_file"; set +a
+export AIRFLOW__CORE__FERNET_KEY="${fernet_from_env:-$AIRFLOW__CORE__FERNET_KEY}"
+fernet_source="${fernet_from_env:+the environment}"
+
+# The simple auth manager writes the generated admin password into this file, with the mode the
+# umask gives (0644: world-readable). Created here first as 0600, it keeps that mode: Airflow
+# appends to the file, it does not replace it.
+passwords_file="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated}"
+(umask 077; touch "$passwords_file")
+chmod 600 "$passwords_file"
+
+if [ -n "${AIRLOOP_DEMO_PREPARE_ONLY:-}" ]; then
+  echo "demo prepared: $secrets_file and $passwords_file (mode 600), Fernet key from ${fernet_source:-$secrets_file}"
+  exit 0
+fi
 
 cat <<MSG
 
   Airloop is starting: Airflow UI at http://localhost:8080
   Log in as user 'admin'; the password is printed below by Airflow and kept in
-  $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated
+  $passwords_file (readable by you only)
   DAGs start unpaused: ingest_flights processes yesterday's replayed flights right away.
   Stop with Ctrl-C.
 

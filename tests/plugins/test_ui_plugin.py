@@ -101,6 +101,55 @@ def test_anonymous_requests_are_refused(client, path):
     assert "Airloop" not in response.text
 
 
+SAMPLE_PATH_VALUES = {"ds": "2026-03-02", "kind": "drift"}
+
+
+def every_request(app) -> list[tuple[str, str]]:
+    """(method, concrete path) for every route the app answers, path parameters filled in."""
+    requests = []
+    for route in app.routes:
+        path = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: SAMPLE_PATH_VALUES.get(m.group(1), "x"), route.path)
+        requests.extend((method, path) for method in sorted(getattr(route, "methods", None) or {"GET"}))
+    return requests
+
+
+def test_every_route_of_the_app_refuses_anonymous_requests(client):
+    requests = every_request(client.app)
+    assert {path for _, path in requests} >= {"/", "/models", "/monitoring", "/api/monitoring", "/reports/2026-03-02/drift"}
+    for method, path in requests:
+        response = client.request(method, path)
+        assert response.status_code == 401, (method, path, response.status_code)
+        assert "Airloop" not in response.text and "openapi" not in response.text.lower()
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"])
+def test_fastapi_docs_and_schema_are_not_served(client, airflow_auth, path):
+    for credentials in ({}, {"cookies": {"_token": airflow_auth}}):
+        response = client.get(path, **credentials)
+        assert response.status_code in (401, 404), (path, response.status_code)
+        assert "swagger" not in response.text.lower() and "redoc" not in response.text.lower()
+
+
+# Whatever makes a browser fetch from elsewhere: <script src>, <link href> (stylesheets,
+# preloads, icons), <img>/<iframe>/<source> src, CSS url() and @import of an absolute URL.
+EXTERNAL_LOAD = re.compile(
+    r"<(?:script|img|iframe|source|embed|audio|video)\b[^>]*\bsrc\s*=\s*[\"']?\s*(?:[a-z]+:)?//"
+    r"|<link\b[^>]*\bhref\s*=\s*[\"']?\s*(?:[a-z]+:)?//"
+    r"|url\(\s*[\"']?\s*(?:https?:)?//|@import\s+(?:url\()?\s*[\"']?\s*(?:https?:)?//",
+    re.IGNORECASE,
+)
+
+
+def test_no_page_loads_anything_from_outside_the_deployment(client, airflow_auth, monitored):
+    pages = ["/", "/models", "/monitoring", "/reports/2026-03-03/drift", "/reports/2026-03-02/performance",
+             "/reports/2026-03-04/drift"]  # fmt: skip
+    for path in pages:
+        response = client.get(path, cookies={"_token": airflow_auth})
+        assert response.status_code in (200, 404) and "<html" in response.text.lower(), path
+        assert EXTERNAL_LOAD.findall(response.text) == [], path
+    assert EXTERNAL_LOAD.findall("<script src='https://cdn.example.com/x.js'></script>")  # the check can fail
+
+
 def test_a_forged_token_is_refused(client, airflow_auth):
     import jwt
 

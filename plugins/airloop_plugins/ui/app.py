@@ -3,8 +3,10 @@
 Airflow does not authenticate plugin apps: every route here depends on
 ``airflow.api_fastapi.core_api.security.requires_authenticated()``, which accepts the UI's
 session cookie (``_token``) or an ``Authorization: Bearer`` token and answers 401 (no token) or
-403 (invalid token) otherwise. The data comes from the registry database and the lake named by
-the Airloop settings, read per request (nothing is cached across requests).
+403 (invalid token) otherwise. FastAPI's own ``/docs``, ``/redoc`` and ``/openapi.json`` are
+off (they would answer anonymously), and no page loads anything from outside the deployment.
+The data comes from the registry database and the lake named by the Airloop settings, read per
+request (nothing is cached across requests).
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ def create_app() -> FastAPI:
         title="Airloop",
         description="Model versions and monitoring of the Airloop pipeline",
         dependencies=[Depends(requires_authenticated())],
+        # Closed by default: FastAPI serves its docs pages and schema outside the app's
+        # dependencies (anonymous users got 200), and the docs pages load their scripts from a
+        # public CDN. Nothing here is an API for others; the pages are the interface.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
 
     @app.get("/", response_class=HTMLResponse)
