@@ -358,3 +358,19 @@ def json_rows(out: str) -> list[int]:
         rows.append(value["rows"])
         text_left = text_left[end:].strip()
     return rows
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [("postgresql://airloop:s3@cr3t@127.0.0.1:1/source?token=s3cr3t-t", "postgresql://airloop:***@127.0.0.1:1/source?token=***"),
+     ("mysql://airloop:s3cr3t@127.0.0.1:1/source", "pip install mysqlclient")],
+)  # fmt: skip
+def test_cli_errors_about_the_source_never_print_its_password(settings, capsys, monkeypatch, url, shown):
+    from airloop.cli import main
+    from airloop.core.config import get_settings
+
+    monkeypatch.setenv("AIRLOOP_SOURCE_URL", url)
+    get_settings.cache_clear()
+    assert main(["ingest", "2026-02-10", "--table", "weather"]) == 1
+    out, err = capsys.readouterr()
+    assert shown in err and "cr3t" not in out + err

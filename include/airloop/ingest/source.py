@@ -82,7 +82,7 @@ class SourceDatabase:
         return Path(self.url.removeprefix("sqlite:///").split("?", 1)[0])
 
     def _connect(self, *, create: bool = False):
-        from sqlalchemy.exc import OperationalError, InterfaceError
+        from sqlalchemy.exc import DBAPIError
 
         path = self._sqlite_path()
         if not create and path is not None and not path.exists():
@@ -92,7 +92,7 @@ class SourceDatabase:
             )
         try:
             return self.engine.connect()
-        except (OperationalError, InterfaceError) as exc:
+        except DBAPIError as exc:  # refused, timed out, bad credentials, an option the driver rejects
             raise SourceUnavailable(f"cannot reach the source database {self.safe_url}: {self.safe_error(exc)}") from None
 
     @property
