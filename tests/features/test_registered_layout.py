@@ -155,3 +155,30 @@ def test_spec_of_takes_field_one_of_a_serialized_message():
     assert R.spec_of(b"\x0a\x03abc\x12\x01z") == b"abc"
     with pytest.raises(ValueError, match="0 spec fields"):
         R.spec_of(b"\x12\x01z")
+
+
+LIST_IN_FRESH_PROCESS = """
+import sys
+from airloop.cli import main
+status = main(["features", "list"])
+print("feast_imported=%s" % ("feast" in sys.modules))
+sys.exit(status)
+"""
+
+
+def test_features_list_reads_the_registered_layout_without_feast(settings, lake):
+    """`airloop features list` answers from the recorded layout once applied (no 6-8 s Feast import)."""
+    store = F.feature_store(settings)
+    F.apply_definitions(settings, store=store)
+    out = subprocess.run([sys.executable, "-c", LIST_IN_FRESH_PROCESS], env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "flight_delay_v1" in out.stdout and "as registered" in out.stdout
+    assert "feast_imported=False" in out.stdout
+    layout = F.service_layout(store, SERVICE, allow_cache=False)
+    assert all(name in out.stdout for name in layout.feature_names)
+
+
+def test_features_list_before_any_apply_reads_the_definitions(settings):
+    out = subprocess.run([sys.executable, "-c", LIST_IN_FRESH_PROCESS], env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "from feature_repo/definitions.py" in out.stdout

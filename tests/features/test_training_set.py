@@ -150,3 +150,26 @@ def test_request_columns_come_from_the_schedule(built):
     assert (frame["day_of_week"] == local.dt.dayofweek).all()
     assert (frame["month"] == 1).all()
     assert frame["distance"].gt(0).all()
+
+
+def test_training_set_command_writes_the_same_rows(built, tmp_path, capsys):
+    """`airloop training-set FROM TO --out PATH` writes what build_training_set returns."""
+    import json
+
+    from airloop.cli import main
+
+    settings, training_set = built
+    out = tmp_path / "week" / "train.parquet"
+    assert main(["training-set", str(WEEK[0]), str(WEEK[1]), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"] == len(training_set.frame) > 0
+    assert summary["fingerprint"] == training_set.fingerprint
+    written = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(written, training_set.frame.reset_index(drop=True), check_dtype=False)
+    assert main(["training-set", str(WEEK[0]), str(WEEK[1]), "--out", str(out)]) == 1  # exists: refused
+    assert "pass --force" in capsys.readouterr().err
+    csv = tmp_path / "train.csv"
+    assert main(["training-set", str(WEEK[0]), str(WEEK[0]), "--out", str(csv)]) == 0
+    assert len(pd.read_csv(csv)) == (training_set.frame["ds"].astype(str) == str(WEEK[0])).sum()
+    assert main(["training-set", str(WEEK[1]), str(WEEK[0]), "--out", str(tmp_path / "x.parquet")]) == 1
+    assert "ends" in capsys.readouterr().err and not (tmp_path / "x.parquet").exists()

@@ -13,12 +13,20 @@ def cmd_list(args) -> int:
     """Print the feature service's model inputs: request-time columns, then Feast features by view."""
     from airloop import features as F
 
+    from airloop.features.registered_layout import recorded_layout
+
     settings = _settings()
     name = args.service or F.default_feature_service(settings)
-    definitions = F.load_definitions(settings)
-    layout = F.service_layout_from_definitions(definitions, name)
+    # The registered layout (milliseconds, no Feast import) when it is recorded and current;
+    # else the repo's definitions, which needs Feast (several seconds).
+    layout = recorded_layout(settings, name)
+    origin = "as registered"
+    if layout is None:
+        layout = F.service_layout_from_definitions(F.load_definitions(settings), name)
+        origin = "from feature_repo/definitions.py"
     spec = F.load_feature_use_case(settings).features
-    print(f"feature service {name} (version {layout.digest()[:12]}): {len(spec.request_columns) + len(layout.feature_names)} model inputs")
+    print(f"feature service {name} (version {layout.digest()[:12]}, {origin}): "
+          f"{len(spec.request_columns) + len(layout.feature_names)} model inputs")  # fmt: skip
     print(f"  request-time (from the row): {', '.join(spec.request_columns)}")
     for view in layout.views:
         ttl = f"ttl {view.ttl}" if view.ttl else "no ttl"
@@ -90,6 +98,49 @@ def cmd_skew_check(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_training_set(args) -> int:
+    """Build the point-in-time training set of days ``[start, end]`` and write it to ``--out``.
+
+    The same function the ``train_model`` DAG calls. Parquet unless the path ends in ``.csv``;
+    written to a temporary file beside the target, then renamed (no half-written file).
+    """
+    import os
+    from pathlib import Path
+
+    from airloop.cli.output import print_json
+    from airloop.features import build_training_set, load_feature_use_case
+
+    settings = _settings()
+    use_case = load_feature_use_case(settings)
+    first, last = use_case.day(args.start), use_case.day(args.end)
+    if last < first:
+        raise ValueError(f"the window ends ({last}) before it starts ({first})")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists: pass --force to replace it")
+    training_set = build_training_set(first.date, last.date, settings=settings, feature_service=args.service)
+    frame = training_set.frame
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    if out.suffix.lower() == ".csv":
+        frame.to_csv(partial, index=False)
+    else:
+        frame.to_parquet(partial, index=False)
+    os.replace(partial, out)
+    label = frame[training_set.label_column]
+    print_json({
+        "path": str(out),
+        "rows": len(frame),
+        "positive_share": round(float(label.mean()), 6) if len(frame) else None,
+        "window": [first.key, last.key],
+        "feature_service": training_set.feature_service,
+        "feature_columns": len(training_set.feature_columns),
+        "label_column": training_set.label_column,
+        "fingerprint": training_set.fingerprint,
+    })  # fmt: skip
+    return 0
+
+
 def cmd_env(args) -> int:
     """Print the values of the ${VAR}s in feature_store.yaml, as shell exports (for the feast CLI)."""
     from airloop.features import feast_environment
@@ -128,6 +179,14 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--service", help="feature service (default: the use case's)")
     p.set_defaults(func=cmd_skew_check)
+
+    p = sub.add_parser("training-set", help="build a point-in-time training set for a window of days and write it to a file")
+    p.add_argument("start", help="first day YYYY-MM-DD")
+    p.add_argument("end", help="last day YYYY-MM-DD (inclusive)")
+    p.add_argument("--out", required=True, help="output file: Parquet, or CSV when it ends in .csv")
+    p.add_argument("--service", help="feature service (default: the use case's)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_training_set)
 
     p = fsub.add_parser("env", help="print the Feast settings as shell exports (for the feast CLI)")
     p.set_defaults(func=cmd_env)

@@ -207,20 +207,37 @@ def registered_layout(settings: "Settings", service: str, *, lake: "Lake | None"
     from airloop.core.storage import open_lake
 
     lake = lake or open_lake(settings)
+    layout = recorded_layout(settings, service, lake=lake)
+    if layout is not None:
+        return layout
     project, registry_url = _registry_location(settings)
-    if registry_url is not None:
-        record = read_record(lake, project, service)
-        if record is not None:
-            stamp, layout = record
-            if registry_stamp(registry_url, project, service, [v.name for v in layout.views]) == stamp:
-                log.info("feature service %s: registered layout from %s (stamp %s matches the registry)",
-                         service, lake.uri(record_key(project, service)), stamp[:12])  # fmt: skip
-                return layout
-            log.info("feature service %s: the registered specs changed since the layout was recorded; asking Feast", service)
-        else:
-            log.info("feature service %s: no layout recorded yet; asking Feast", service)
     store = store or feature_store(settings)
     return _layout_from_feast(store, lake, project, registry_url, service)
+
+
+def recorded_layout(settings: "Settings", service: str, *, lake: "Lake | None" = None) -> "ServiceLayout | None":
+    """The recorded layout of ``service`` when its stamp matches the registry; ``None`` otherwise.
+
+    Never imports Feast (SQLAlchemy and the lake only): ``None`` means "ask Feast" (no SQL
+    registry, no record yet, or specs changed since it was recorded).
+    """
+    from airloop.core.storage import open_lake
+
+    lake = lake or open_lake(settings)
+    project, registry_url = _registry_location(settings)
+    if registry_url is None:
+        return None
+    record = read_record(lake, project, service)
+    if record is None:
+        log.info("feature service %s: no layout recorded yet; asking Feast", service)
+        return None
+    stamp, layout = record
+    if registry_stamp(registry_url, project, service, [v.name for v in layout.views]) != stamp:
+        log.info("feature service %s: the registered specs changed since the layout was recorded; asking Feast", service)
+        return None
+    log.info("feature service %s: registered layout from %s (stamp %s matches the registry)",
+             service, lake.uri(record_key(project, service)), stamp[:12])  # fmt: skip
+    return layout
 
 
 def _layout_from_feast(store, lake: "Lake", project: str, registry_url: str | None, service: str) -> "ServiceLayout":
