@@ -231,7 +231,9 @@ def registry_lock(registry_url: str, timeout_s: float = 120.0) -> Iterator[None]
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
     elif registry_url.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
+        from sqlalchemy import text
+
+        from airloop.core.database import create_engine
 
         engine = create_engine(registry_url.replace("postgresql+psycopg://", "postgresql+psycopg2://"), pool_pre_ping=True)
         key = int(sha256_bytes(b"airloop-feast-registry")[:15], 16)

@@ -74,8 +74,10 @@ def registry_stamp(registry_url: str, project: str, service: str, views: list[st
     Reads Feast's SQL registry tables directly. None when the registry cannot answer (no file,
     no tables yet, the service or a view not registered): the caller then asks Feast.
     """
-    from sqlalchemy import bindparam, create_engine, text
+    from sqlalchemy import bindparam, text
     from sqlalchemy.exc import SQLAlchemyError
+
+    from airloop.core.database import create_engine
 
     if registry_url.startswith("sqlite:///") and not _sqlite_file_exists(registry_url):
         return None  # connecting would create an empty file where Feast expects its own
