@@ -105,11 +105,7 @@ def parse_ds(value: str | date | datetime) -> date:
 
 def day_window(ds: date | str, tz: str) -> tuple[datetime, datetime]:
     """The UTC-aware instants ``[start, end)`` of local day ``ds`` in timezone ``tz``."""
-    day = parse_ds(ds)
-    zone = ZoneInfo(tz)
-    start = datetime.combine(day, time(0), tzinfo=zone)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
-    return start, end
+    return LogicalDay.parse(ds, tz).window
 
 
 def ds_range(start: date | str, end: date | str) -> list[date]:
