@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import TYPE_CHECKING
 
+from airloop.core.clock import clock_or_system
 from airloop.monitoring.result import ReportResult
 
 if TYPE_CHECKING:
+    from airloop.core.clock import Clock
     from airloop.core.config import Settings
 
 _METRIC_COLUMNS = ("drift_share", "policy_drift_share", "drifted_columns", "n_columns", "auc", "reference_auc", "auc_drop", "accuracy",
@@ -58,12 +60,15 @@ class MonitoringStore:
     """The ``monitoring_metrics`` and ``drift_events`` tables in the registry database.
 
     :param url: SQLAlchemy URL (``settings.registry_url``).
+    :param clock: where ``updated_at`` and ``created_at`` come from (default: the real time; a
+        backtest passes its replayed clock).
     """
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, clock: "Clock | None" = None):
         from airloop.core.database import create_engine
 
         self.url = url
+        self.clock = clock_or_system(clock)
         kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {"pool_pre_ping": True}
         self.engine = create_engine(url, **kwargs)  # the driver checked, errors without the password
         self.metadata, self.metrics, self.events = _tables()
@@ -94,7 +99,7 @@ class MonitoringStore:
             "drifted_column_names": json.dumps(result.metrics.get("drifted_column_names", [])),
             "null_columns": json.dumps(result.metrics.get("null_columns", [])),
             "report_prefix": report_prefix, "measured_on": measured_on,
-            "updated_at": datetime.now(timezone.utc),
+            "updated_at": self.clock.now(),
         }  # fmt: skip
         with self.engine.begin() as conn:
             conn.execute(sa.delete(self.metrics).where(self.metrics.c.ds == row["ds"], self.metrics.c.kind == row["kind"]))
@@ -136,7 +141,7 @@ class MonitoringStore:
             conn.execute(sa.insert(self.events).values(
                 ds=str(ds), model_version=model_version, window_start=window_start, window_end=window_end,
                 evidence=json.dumps(evidence, sort_keys=True, default=str), run_id=run_id,
-                created_at=datetime.now(timezone.utc),
+                created_at=self.clock.now(),
             ))  # fmt: skip
         return True
 
