@@ -101,6 +101,18 @@ class Settings:
     :param quarantine_gate_min_rows: the gate tolerates this many quarantined rows whatever
         their share, so one bad reading among a small table's rows (72 weather rows a day; the
         real data has a 1048 mph wind) does not stop the night (``AIRLOOP_QUARANTINE_GATE_MIN_ROWS``).
+    :param volume_band_low: / :param volume_band_high: a day's source rows must lie within
+        ``[low, high]`` times the median of the same weekday over the trailing weeks already in the
+        raw zone, or its contract fails (``AIRLOOP_VOLUME_BAND_LOW``, ``AIRLOOP_VOLUME_BAND_HIGH``;
+        defaults calibrated on the real 2013 year by ``airloop calibrate-volume``).
+    :param volume_history_weeks: how many trailing same weekdays the median looks at
+        (``AIRLOOP_VOLUME_HISTORY_WEEKS``).
+    :param volume_min_history: the volume check applies only with at least this many of them in
+        the raw zone (``AIRLOOP_VOLUME_MIN_HISTORY``).
+    :param ingest_late_after_h: hours after a day's end before a day the source does not have yet
+        is late: the extract task then fails and alerts instead of waiting (``AIRLOOP_INGEST_LATE_AFTER_H``).
+    :param ingest_poke_s: seconds between two checks for a day the source does not have yet; the
+        task is rescheduled in between and holds no worker slot (``AIRLOOP_INGEST_POKE_S``).
     """
 
     profile: str = "embedded"
@@ -115,6 +127,12 @@ class Settings:
     replay_offset_days: int = 4746
     max_quarantine_share: float = 0.01
     quarantine_gate_min_rows: int = 2
+    volume_band_low: float = 0.55
+    volume_band_high: float = 1.35
+    volume_history_weeks: int = 4
+    volume_min_history: int = 3
+    ingest_late_after_h: float = 6.0
+    ingest_poke_s: int = 600
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -135,6 +153,12 @@ class Settings:
             replay_offset_days=env_int("AIRLOOP_REPLAY_OFFSET_DAYS", 4746),
             max_quarantine_share=env_float("AIRLOOP_MAX_QUARANTINE_SHARE", 0.01),
             quarantine_gate_min_rows=env_int("AIRLOOP_QUARANTINE_GATE_MIN_ROWS", 2),
+            volume_band_low=env_float("AIRLOOP_VOLUME_BAND_LOW", cls.volume_band_low),
+            volume_band_high=env_float("AIRLOOP_VOLUME_BAND_HIGH", cls.volume_band_high),
+            volume_history_weeks=env_int("AIRLOOP_VOLUME_HISTORY_WEEKS", cls.volume_history_weeks),
+            volume_min_history=env_int("AIRLOOP_VOLUME_MIN_HISTORY", cls.volume_min_history),
+            ingest_late_after_h=env_float("AIRLOOP_INGEST_LATE_AFTER_H", cls.ingest_late_after_h),
+            ingest_poke_s=env_int("AIRLOOP_INGEST_POKE_S", cls.ingest_poke_s),
         )
         settings.validate()
         return settings
@@ -153,6 +177,13 @@ class Settings:
             )
         check_range("AIRLOOP_MAX_QUARANTINE_SHARE", self.max_quarantine_share, 0.0, 1.0)
         check_range("AIRLOOP_QUARANTINE_GATE_MIN_ROWS", self.quarantine_gate_min_rows, 0)
+        # A day exactly at its median must pass: the band holds 1.
+        check_range("AIRLOOP_VOLUME_BAND_LOW", self.volume_band_low, 0.0, 1.0)
+        check_range("AIRLOOP_VOLUME_BAND_HIGH", self.volume_band_high, 1.0)
+        check_range("AIRLOOP_VOLUME_HISTORY_WEEKS", self.volume_history_weeks, 1, 52)
+        check_range("AIRLOOP_VOLUME_MIN_HISTORY", self.volume_min_history, 1, self.volume_history_weeks)
+        check_range("AIRLOOP_INGEST_LATE_AFTER_H", self.ingest_late_after_h, 0.0)
+        check_range("AIRLOOP_INGEST_POKE_S", self.ingest_poke_s, 1)
         module, colon, attr = self.use_case.partition(":")
         if not (module.strip() and colon and attr.strip()):
             raise SettingsError(f"AIRLOOP_USE_CASE must be 'package.module:NAME', got {self.use_case!r}")
