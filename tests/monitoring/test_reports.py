@@ -227,6 +227,15 @@ def test_performance_report_matches_sklearn_and_measures_the_drop():
     assert b"<html" in result.html[:500].lower()
 
 
+def test_performance_numbers_without_rendering_equal_evidentlys():
+    day = scored_day(800, 7, signal=0.2)
+    rendered = performance_report(day_of("2026-06-11"), day, reference_auc=0.8, config=CONFIG, threshold=0.3)
+    quick = performance_report(day_of("2026-06-11"), day, reference_auc=0.8, config=CONFIG, threshold=0.3, render_html=False)
+    assert quick.status == OK and quick.html is None
+    for name in ("auc", "accuracy", "precision", "recall", "f1", "log_loss", "auc_drop", "calibration_error"):
+        assert quick.metrics[name] == pytest.approx(rendered.metrics[name], abs=1e-6), name
+
+
 def test_performance_with_one_class_or_few_labels_is_skipped_not_zero():
     one_class = pd.DataFrame({"score": np.linspace(0.1, 0.9, 200), "is_delayed": 0})
     result = performance_report(day_of("2026-03-01"), one_class, config=CONFIG)
@@ -321,6 +330,17 @@ def test_monitor_drift_reads_the_scored_day_and_stores_everything(env, ref):
     (row,) = store.rows(kind=DRIFT)
     assert row["report_prefix"] == "reports/ds=2026-03-03/drift" and row["drift_share"] >= 0.5
     assert monitor.read_report(lake, day_of("2026-03-03"), DRIFT) is not None
+
+
+def test_monitor_without_rendering_stores_the_numbers_and_publishes_no_report(env, ref):
+    settings, lake, store = env
+    publish_scored_day(lake, "2026-11-03", inputs(900, seed=9, shift=True))
+    result = monitor.monitor_drift(day_of("2026-11-03"), settings=settings, lake=lake, store=store, reference=ref,
+                                   config=CONFIG, render=False)  # fmt: skip
+    assert result.status == OK and result.html is None
+    (row,) = store.rows(kind=DRIFT)
+    assert row["report_prefix"] is None and row["drift_share"] >= 0.5
+    assert monitor.read_report(lake, day_of("2026-11-03"), DRIFT, "report.json") is None
 
 
 def test_monitor_drift_of_an_unscored_day_raises(env, ref):

@@ -35,12 +35,16 @@ def monitor_drift(
     store: MonitoringStore | None = None,
     reference: "pd.DataFrame | None" = None,
     config: MonitorConfig | None = None,
+    render: bool = True,
 ) -> ReportResult:
     """Drift check of scored ``day``: report to the lake, headline numbers to SQL.
 
     The reference is the ``reference.parquet`` of the model version that scored the day (from
     the registry) unless given. Raises :class:`~airloop.core.storage.PartitionNotFound` when the day
     was not scored.
+
+    :param render: False computes and stores the headline numbers only: no Evidently report, no
+        HTML, nothing published under ``reports/`` (a backtest, where no one reads the pages).
     """
     from airloop.core.storage import open_lake
 
@@ -59,8 +63,8 @@ def monitor_drift(
             store.upsert(result, measured_on=day.key)
             return result
         reference = load_reference(lake, record.reference_uri)
-    result = drift_report(day, reference, current, config=config, model_version=version)
-    prefix = publish_report(lake, result)
+    result = drift_report(day, reference, current, config=config, model_version=version, render_html=render)
+    prefix = publish_report(lake, result) if render else None
     store.upsert(result, report_prefix=prefix, measured_on=day.key)
     return result
 
@@ -80,6 +84,7 @@ def monitor_performance(
     reference: "pd.DataFrame | None" = None,
     config: MonitorConfig | None = None,
     measured_on: "LogicalDay | None" = None,
+    render: bool = True,
 ) -> ReportResult:
     """Performance check of scored ``day`` on its realized outcomes (``raw/flights/ds``).
 
@@ -87,6 +92,8 @@ def monitor_performance(
     ``skipped`` when the day was never scored.
 
     :param measured_on: the monitoring day that ran this check (stored beside the numbers).
+    :param render: False computes and stores the headline numbers only (no Evidently report, no
+        HTML, nothing published under ``reports/``).
     """
     from airloop.core.storage import PartitionNotFound, open_lake, read_partition_frame
 
@@ -123,9 +130,10 @@ def monitor_performance(
     threshold = use_case.model.threshold if use_case.model is not None else None
     scored = join_outcomes(predictions, outcomes, key)
     result = performance_report(
-        day, scored, reference_auc=reference_auc, config=config, model_version=version, threshold=threshold
+        day, scored, reference_auc=reference_auc, config=config, model_version=version, threshold=threshold,
+        render_html=render,
     )
-    prefix = publish_report(lake, result)
+    prefix = publish_report(lake, result) if render else None
     store.upsert(result, report_prefix=prefix, measured_on=measured)
     return result
 

@@ -74,6 +74,26 @@ def parse_classification_json(body: dict) -> dict[str, float | None]:
     return out
 
 
+def classification_numbers(labels, scores, threshold: float | None = None) -> dict[str, float | None]:
+    """The numbers :func:`parse_classification_json` reads from Evidently, computed directly
+    (scikit-learn, the same definitions): ROC AUC, and at the operating ``threshold`` (Evidently's
+    default 0.5) accuracy, precision, recall, F1; log loss. No report object, no figures."""
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score
+
+    labels = np.asarray(labels, dtype="int64")
+    scores = np.asarray(scores, dtype="float64")
+    predicted = (scores >= (0.5 if threshold is None else threshold)).astype("int64")
+    return {
+        "auc": roc_auc(labels, scores),
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "precision": float(precision_score(labels, predicted, zero_division=0)),
+        "recall": float(recall_score(labels, predicted, zero_division=0)),
+        "f1": float(f1_score(labels, predicted, zero_division=0)),
+        "log_loss": float(log_loss(labels, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1])),
+    }
+
+
 def calibration_table(labels, scores, bins: int = 10) -> list[dict[str, float]]:
     """Reliability table: per score bin, the mean predicted probability and the observed rate."""
     import numpy as np

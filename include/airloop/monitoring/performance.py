@@ -12,7 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airloop.monitoring.config import LABEL_COLUMN, SCORE_COLUMN, MonitorConfig, MonitorInputError
-from airloop.monitoring.metrics import calibration_table, expected_calibration_error, parse_classification_json
+from airloop.monitoring.metrics import (
+    calibration_table,
+    classification_numbers,
+    expected_calibration_error,
+    parse_classification_json,
+)
 from airloop.monitoring.render import snapshot_html
 from airloop.monitoring.result import OK, PERFORMANCE, SKIPPED, ReportResult
 
@@ -68,12 +73,11 @@ def performance_report(
     :param reference_auc: the AUC expected of the model (its holdout AUC); ``auc_drop`` is the
         difference (positive = worse now).
     :param threshold: operating threshold on the score for precision / recall (Evidently: 0.5).
+    :param render_html: False computes the same numbers directly (scikit-learn), without an
+        Evidently report or HTML: ``body`` then holds only the ``airloop`` numbers.
     :returns: status ``skipped`` when fewer than ``config.min_rows`` rows are labelled or only
         one class occurred (AUC is undefined then, not zero).
     """
-    from evidently import BinaryClassification, DataDefinition, Dataset, Report
-    from evidently.presets import ClassificationPreset
-
     config = config or MonitorConfig()
     result = ReportResult(ds=day.key, kind=PERFORMANCE, status=SKIPPED, model_version=model_version, rows_current=len(scored))
     if len(scored) < config.min_rows:
@@ -84,13 +88,20 @@ def performance_report(
         result.message = f"every labelled flight has is_delayed={int(labels.iloc[0])}: AUC is undefined"
         return result
     frame = scored[[LABEL_COLUMN, SCORE_COLUMN]].astype({LABEL_COLUMN: "int64", SCORE_COLUMN: "float64"})
-    definition = DataDefinition(
-        classification=[BinaryClassification(target=LABEL_COLUMN, prediction_probas=SCORE_COLUMN)],
-        numerical_columns=[SCORE_COLUMN],
-    )
-    snapshot = Report([ClassificationPreset(probas_threshold=threshold)]).run(Dataset.from_pandas(frame, data_definition=definition), None)
-    result.body = snapshot.dict()
-    numbers = parse_classification_json(result.body)
+    snapshot = None
+    if render_html:
+        from evidently import BinaryClassification, DataDefinition, Dataset, Report
+        from evidently.presets import ClassificationPreset
+
+        definition = DataDefinition(
+            classification=[BinaryClassification(target=LABEL_COLUMN, prediction_probas=SCORE_COLUMN)],
+            numerical_columns=[SCORE_COLUMN],
+        )
+        snapshot = Report([ClassificationPreset(probas_threshold=threshold)]).run(Dataset.from_pandas(frame, data_definition=definition), None)
+        result.body = snapshot.dict()
+        numbers = parse_classification_json(result.body)
+    else:
+        numbers = classification_numbers(frame[LABEL_COLUMN], frame[SCORE_COLUMN], threshold)
     calibration = calibration_table(frame[LABEL_COLUMN], frame[SCORE_COLUMN])
     numbers.update(
         {
@@ -104,6 +115,6 @@ def performance_report(
     result.body["airloop"] = {"calibration": calibration, **numbers}
     result.metrics.update(numbers)
     result.status = OK
-    if render_html:
+    if snapshot is not None:
         result.html = snapshot_html(snapshot, None)
     return result
