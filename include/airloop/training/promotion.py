@@ -52,8 +52,10 @@ def evaluate_candidate(
     def challenger_on(rows):
         return score(rows, predict(candidate.booster(), rows, meta["feature_columns"], meta["categories"]))
 
+    challenger_metrics, incumbent_metrics = None, None
     if champion is None:
-        decision = decide(challenger_on(valid), meta["baseline_metrics"], spec=spec, incumbent="baseline")
+        challenger_metrics, incumbent_metrics = challenger_on(valid), meta["baseline_metrics"]
+        decision = decide(challenger_metrics, incumbent_metrics, spec=spec, incumbent="baseline")
     else:
         name = f"champion v{champion.version}"
         missing = [c for c in champion.feature_columns if c not in valid.columns]
@@ -70,15 +72,19 @@ def evaluate_candidate(
                 f"(each class needs {spec.min_class_rows}); train on a later window"
             )
         if refusal:
-            decision = decide(challenger_on(valid), None, spec=spec, incumbent=name,
+            challenger_metrics = challenger_on(valid)
+            decision = decide(challenger_metrics, None, spec=spec, incumbent=name,
                               incumbent_version=champion.version, refusal=refusal)  # fmt: skip
         else:
             if len(unseen) < len(valid):
                 log.info("Holdout restricted to %d of %d rows after %s's training days", len(unseen), len(valid), name)
                 holdout = {"start": str(unseen[TIME_COLUMN].min())[:10], "end": holdout["end"], "rows": int(len(unseen))}
-            incumbent = score(unseen, predict_version(registry, champion, lake, unseen))
-            decision = decide(challenger_on(unseen), incumbent, spec=spec, incumbent=name, incumbent_version=champion.version)
+            incumbent_metrics = score(unseen, predict_version(registry, champion, lake, unseen))
+            challenger_metrics = challenger_on(unseen)
+            decision = decide(challenger_metrics, incumbent_metrics, spec=spec, incumbent=name, incumbent_version=champion.version)
     out = decision.as_dict()
+    # Both models' metrics on the gate's holdout, slices included (the model card and a reviewer read them).
+    out["challenger_metrics"], out["incumbent_metrics"] = challenger_metrics, incumbent_metrics
     out["holdout"] = holdout
     out["candidate_sha256"] = candidate.sha256
     return out
@@ -92,11 +98,18 @@ def register_candidate(
     lake: "Lake",
     run_id: str = "",
     code_version: str | None = None,
+    training_set=None,
+    decision: dict | None = None,
 ) -> "ModelVersion":
     """Copy the candidate into ``models/<name>/v<N>/`` and record version N (``candidate``).
 
     Idempotent per run: a rerun of the same run with the same model bytes returns the version
     it registered before.
+
+    :param training_set: the stored training set of the candidate; when given, the model card
+        (:mod:`~airloop.training.model_card`) is written beside the model and named in the
+        version's ``metrics["model_card"]``.
+    :param decision: the automatic gate's decision, shown on the card.
     """
     from airloop.core.storage import publish_partition
     from airloop.core.version import code_version as current_code_version
@@ -111,6 +124,13 @@ def register_candidate(
     metrics["baseline"] = meta["baseline_metrics"]
     metrics["split"] = meta["split"]
     metrics["data_checks"] = meta["data_checks"]
+    card = None
+    if training_set is not None:
+        from airloop.training.model_card import CARD_FILES, build_card
+
+        # Built before a version number is taken: a card that cannot be built leaves no pending version.
+        card = build_card(candidate, training_set, spec, decision)
+        metrics["model_card"] = dict(CARD_FILES)
     # The window is stored in metadata.json as YYYY-MM-DD text: a stored value read back, not a day parsed.
     mv = registry.reserve_version(
         spec.name,
@@ -135,6 +155,10 @@ def register_candidate(
             "reference.parquet": candidate.reference_bytes,
             "metadata.json": json.dumps({**meta, "version": mv.version}, indent=2, sort_keys=True, default=str).encode(),
         }
+        if card is not None:
+            from airloop.training.card_render import card_files
+
+            files.update(card_files(card.for_version(mv)))
         published = publish_partition(lake, prefix, files, {"model_name": spec.name, "version": mv.version})
     except Exception as exc:
         registry.fail_version(spec.name, mv.version, f"publishing artifacts to {lake.uri(prefix)} failed: {exc}")

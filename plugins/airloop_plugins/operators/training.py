@@ -245,29 +245,48 @@ class ChampionChallengerOperator(_ModelStageOperator):
 class ModelRegisterOperator(_ModelStageOperator):
     """Copy the challenger into ``models/<name>/v<N>/`` and record version N in the registry.
 
-    Idempotent per DAG run: a retry returns the version registered before.
+    With ``decision`` (the gate's), the version's model card is written beside the model
+    (``model_card.{json,html,md}``, :mod:`airloop.training.model_card`) from the candidate's
+    training set. Idempotent per DAG run: a retry returns the version registered before.
 
     :param candidate: lake prefix of the challenger's artifacts (templated).
+    :param decision: the gate's decision dict (templated, from the evaluate task), or None: no card.
     """
 
-    template_fields = ("candidate",)
+    template_fields = ("candidate", "decision")
     ui_color = "#d9ead3"
 
-    def __init__(self, *, candidate: str, **kwargs):
+    def __init__(self, *, candidate: str, decision=None, **kwargs):
         super().__init__(**kwargs)
         self.candidate = candidate
+        self.decision = decision
 
     def execute(self, context):
-        from airloop.training import load_candidate, register_candidate
+        from airloop.training import load_candidate, load_training_set, register_candidate
 
+        lake = self.lake_hook.lake
+        candidate = load_candidate(lake, self.candidate)
+        decision = _blank(self.decision)
+        training_set = None
+        if decision is not None:
+            decision = decision if isinstance(decision, dict) else _parse(decision)
+            prefix = candidate.metadata.get("training_set_prefix")
+            if prefix:
+                training_set = load_training_set(lake, prefix)
+            else:
+                self.log.warning("Candidate %s names no training set: no model card", self.candidate)
         mv = register_candidate(
-            load_candidate(self.lake_hook.lake, self.candidate),
+            candidate,
             self.spec,
             registry=self.registry_hook.registry,
-            lake=self.lake_hook.lake,
+            lake=lake,
             run_id=self.run_id(context),
+            training_set=training_set,
+            decision=decision,
         )
         self.log.info("Registered %s (%s, device %s) at %s", mv.label, mv.status, mv.device, mv.artifact_uri)
+        if (mv.metrics or {}).get("model_card"):
+            self.log.info("Model card of %s stored beside it (%s)", mv.label, ", ".join(sorted(mv.metrics["model_card"].values())))
         return {"model_name": mv.model_name, "version": mv.version, "artifact_uri": mv.artifact_uri, "sha256": mv.sha256}
 
 
