@@ -249,7 +249,7 @@ def worker_raw(workdir: Path, rows: int, chunk_rows: int) -> dict:
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "in_memory_rows": in_memory}
 
 
-def backfill_through_the_scheduler(days: int) -> None:
+def backfill_through_the_scheduler(days: int, preload: str = "auto") -> None:
     """Backfill ``days`` days of ``batch_predict`` on a real Airflow (tests/e2e/harness.py).
 
     Prints the wall time of the backfill (created -> completed) and splits each task's time into
@@ -272,7 +272,7 @@ def backfill_through_the_scheduler(days: int) -> None:
         from airloop.core.usecase import load_use_case
 
         SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days).load(load_use_case(settings.use_case))
-        stack = AirflowStack(root / "home", root / "data", extra_env={"AIRLOOP_SOURCE_URL": settings.source_url})
+        stack = AirflowStack(root / "home", root / "data", extra_env={"AIRLOOP_SOURCE_URL": settings.source_url, "AIRLOOP_PRELOAD": preload})
         stack.start(wait_for=["batch_predict"], timeout=600)
         try:
             t = time.perf_counter()
@@ -309,7 +309,7 @@ def backfill_through_the_scheduler(days: int) -> None:
             sensor_s = sum(ti["duration"] or 0 for ti in sensor)
             work_s = sum(work.get(ti["dag_run_id"], 0) or 0 for ti in score)
             rows = sum(1 for _ in score)
-            print(f"\nbackfill of {days} days through the scheduler (LocalExecutor, SQLite, 2 shared cores):")
+            print(f"\nbackfill of {days} days through the scheduler (LocalExecutor, SQLite, 2 shared cores, AIRLOOP_PRELOAD={preload}):")
             print(f"  runs: {len(runs)}, succeeded: {ok}; wall {wall:.0f} s (goal < 180 s: {'met' if wall < 180 and ok == days else 'NOT met'})")
             print(f"  score tasks: {score_s:.0f} s in all, of which scoring work {work_s:.0f} s ({work_s / max(score_s, 1e-9):.0%});"
                   f" Airflow + start-up overhead {(score_s - work_s) / max(rows, 1):.1f} s per task")
@@ -334,6 +334,7 @@ def main() -> int:
     parser.add_argument("--chunk-rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the median is reported)")
     parser.add_argument("--keep", help="reuse/keep this work dir (skips set-up when it is ready)")
+    parser.add_argument("--preload", choices=("auto", "on", "off"), default="auto", help="AIRLOOP_PRELOAD for the stack (airloop.deploy.preload)")
     parser.add_argument("--backfill-days", type=int, default=0, help="also backfill N days through a real scheduler (slow; run under flock)")
     parser.add_argument("--worker", choices=["e2e", "raw"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -354,7 +355,7 @@ def main() -> int:
         if args.sizes:
             throughput(args, workdir)
         if args.backfill_days:
-            backfill_through_the_scheduler(args.backfill_days)
+            backfill_through_the_scheduler(args.backfill_days, args.preload)
         print(f"\nbench wall time {time.perf_counter() - began:.0f} s")
     finally:
         if not args.keep:

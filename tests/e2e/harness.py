@@ -150,6 +150,8 @@ class AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "airflow.cfg", self.home / "airflow.cfg")
+        # airflow_local_settings: the scheduler preloads the stage libraries (airloop.deploy.preload).
+        shutil.copytree(ROOT / "config", self.home / "config", dirs_exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
         self._run_step(["airflow", "db", "migrate"], "db-migrate", deadline)
         self._run_step([sys.executable, "-m", "airloop", "setup"], "airloop-setup", deadline)
