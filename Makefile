@@ -43,9 +43,9 @@ backfill: ## backfill a DAG: make backfill DAG=ingest_flights FROM=2026-03-01 TO
 	@test -n "$(DAG)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill DAG=<dag_id> FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
 	$(BIN)/airflow backfill create --dag-id $(DAG) --from-date $(FROM) --to-date $(TO) --reprocess-behavior completed
 
-season: setup ## the whole loop through the scheduler, then a summary: make season FROM=2026-04-06 TO=2026-04-19 [WARMUP=28]
-	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make season FROM=YYYY-MM-DD TO=YYYY-MM-DD [WARMUP=28]"; exit 2; }
-	$(BIN)/airloop season $(FROM) $(TO) --warmup-days $(or $(WARMUP),28)
+season: setup ## the whole loop through the scheduler, then a summary: make season FROM=2026-06-15 TO=2026-06-28 [WARMUP=28] [DRY_RUN=1]
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make season FROM=YYYY-MM-DD TO=YYYY-MM-DD [WARMUP=28] [DRY_RUN=1]"; exit 2; }
+	$(BIN)/airloop season $(FROM) $(TO) --warmup-days $(or $(WARMUP),28) $(if $(DRY_RUN),--dry-run)
 
 services-up: venv ## services profile: Airflow on PostgreSQL + Celery (cpu, gpu workers) + S3, in the background
 	@bash scripts/services-up.sh

@@ -113,8 +113,16 @@ def cmd_season(args) -> int:
     from pathlib import Path
 
     from airloop.core.config import env_str
-    from airloop.loop import AirflowClient, format_summary, run_season
+    from airloop.loop import AirflowClient, format_summary, run_season, season_plan, WarmupError
 
+    try:  # before Airflow starts: a range the data cannot serve is refused at once
+        plan = season_plan(args.start, args.end, settings=_settings(), warmup_days=args.warmup_days)
+    except WarmupError as exc:
+        print(f"airloop season: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(plan.describe())
+        return 0
     url = (args.airflow_url or env_str("AIRLOOP_AIRFLOW_URL", "http://localhost:8080")).rstrip("/")
     started = None
     if not _airflow_up(url):
@@ -168,7 +176,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("season", help="run the whole loop through the scheduler over a replayed range, then summarize")
     p.add_argument("start", help="first scored day YYYY-MM-DD")
     p.add_argument("end", help="last scored day (inclusive)")
-    p.add_argument("--warmup-days", type=int, default=28, help="days ingested before START for the first model")
+    p.add_argument("--warmup-days", type=int, default=28,
+                   help="days before START the first model trains on (raw history and features before them are derived)")
+    p.add_argument("--dry-run", action="store_true", help="print what the warm-up will backfill and stop")
     p.add_argument("--airflow-url", help="api-server URL (default AIRLOOP_AIRFLOW_URL or http://localhost:8080)")
     p.set_defaults(func=cmd_season)
 

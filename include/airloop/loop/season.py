@@ -310,6 +310,53 @@ class AirflowClient:
 SEASON_DAGS = ("ingest_flights", "materialize_features", "batch_predict", "monitor_model", "train_model")
 
 
+def data_range(settings: "Settings", use_case) -> "tuple[date, date | None]":
+    """The replayed data's first and last day (business time zone).
+
+    From the source database's coverage of the event table when it answers; otherwise the use
+    case's ``history_start`` (replayed) and no known end.
+    """
+    from zoneinfo import ZoneInfo
+
+    from airloop.features.layout import history_start
+
+    from airloop.ingest import SourceDatabase, SourceUnavailable
+
+    first = history_start(settings, use_case.features)
+    try:
+        table = use_case.table(use_case.features.event_table)
+        coverage = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days).coverage(table)
+    except (SourceUnavailable, ImportError):  # no source loaded here: the use case's own start is enough
+        return first, None
+    if coverage is None:
+        return first, None
+    zone = ZoneInfo(use_case.timezone)
+    return max(first, coverage[0].astimezone(zone).date()), coverage[1].astimezone(zone).date()
+
+
+def season_plan(start, end, *, settings: "Settings", warmup_days: int = 28,
+                data: "tuple[date, date | None] | None" = None):  # fmt: skip
+    """The warm-up plan of a season over ``[start, end]`` on this installation's data (no Airflow).
+
+    :raises airloop.loop.warmup.WarmupError: the range cannot run on the data (names the days).
+    """
+    from airloop.core.usecase import load_use_case
+    from airloop.loop.warmup import plan_warmup
+
+    use_case = load_use_case(settings.use_case)
+    data_first, data_last = data or data_range(settings, use_case)
+    return plan_warmup(use_case.day(start), use_case.day(end), use_case=use_case, training_days=warmup_days,
+                       data_first=data_first, data_last=data_last)  # fmt: skip
+
+
+def missing_feature_days(lake: "Lake", use_case, days: "list[LogicalDay]") -> "list[LogicalDay]":
+    """Days of ``days`` where some feature view has no published partition."""
+    from airloop.core.storage import partition_prefix, read_manifest
+
+    views = [v.name for v in use_case.features.views]
+    return [d for d in days if any(read_manifest(lake, partition_prefix("features", v, d.key)) is None for v in views)]
+
+
 def run_season(
     start: str | date,
     end: str | date,
@@ -319,36 +366,60 @@ def run_season(
     warmup_days: int = 28,
     log=print,
     timeout_s: float = 3600,
+    data: "tuple[date, date | None] | None" = None,
+    lake: "Lake | None" = None,
 ) -> SeasonSummary:
     """Run the loop over ``[start, end]`` through the scheduler, week by week, then summarize.
 
-    1. Warm-up: ingest (and, via the raw-zone assets, materialize features for) the
-       ``warmup_days`` before ``start``; train the first champion on them if there is none.
+    1. Warm-up (:func:`airloop.loop.warmup.plan_warmup`, printed before anything starts): ingest
+       the raw history the features need, compute the feature days the first training and the
+       first scored day look up, and train the first champion on the ``warmup_days`` days
+       before ``start`` if there is none.
     2. For each week of the range: ingest its days (their outcomes are what monitoring later
        evaluates; features are looked up point-in-time, so scoring never sees them early); score
        them with a backfill of ``batch_predict`` pinned to the current champion (past days have no
        serving history); each scored day triggers ``monitor_model`` through the predictions asset,
        whose drift policy may trigger ``train_model`` through the drift asset; wait for all of it;
-       then the weekly retraining on the last ``window_days`` ingested days.
+       then the weekly retraining on the last ``window_days`` days that have features.
 
-    The range is parsed here, once, into the use case's days.
+    Ingesting a range runs ``materialize_features`` per day through the raw-zone assets; a day
+    whose raw lookback is not all in yet skips (backfill runs finish out of order), so after each
+    ingestion the season triggers ``materialize_features`` for the days still without features.
+
+    :param data: the data's first and last day (default: :func:`data_range`).
+    :raises airloop.loop.warmup.WarmupError: the range cannot run on the data (names the days).
     """
-    from airloop.registry import ModelRegistry
+    from airloop.core.storage import open_lake
     from airloop.core.usecase import load_use_case
+    from airloop.registry import ModelRegistry
 
     use_case = load_use_case(settings.use_case)
-    first, last = use_case.day(start), use_case.day(end)
+    plan = season_plan(start, end, settings=settings, warmup_days=warmup_days, data=data)
+    first, last = plan.first, plan.last
+    log(plan.describe())
+    lake = lake or open_lake(settings)
     registry = ModelRegistry(settings.registry_url)
     model_name = use_case.model.name
     for dag_id in SEASON_DAGS:
         client.unpause(dag_id)
 
-    def ingest(days: "list[LogicalDay]") -> None:
+    def ingest(days: "list[LogicalDay]", feature_days: "list[LogicalDay]") -> None:
         keys = {d.key for d in days}
-        log(f"[season] ingest {days[0]} .. {days[-1]} (+ features)")
+        log(f"[season] ingest {days[0]} .. {days[-1]} ({len(days)} days)")
         client.backfill("ingest_flights", days[0].date, days[-1].date)
         client.wait_for_partitions("ingest_flights", keys, timeout_s, log)
         client.wait_for_partitions("materialize_features", keys, timeout_s, log)
+        missing = missing_feature_days(lake, use_case, feature_days)
+        if missing:
+            log(f"[season] features for {len(missing)} days ({missing[0]} .. {missing[-1]}) after their raw history")
+            before = {r["dag_run_id"] for r in client.runs("materialize_features")}
+            for day in missing:
+                client.trigger("materialize_features", {"ds": day.key})
+            client.wait_idle("materialize_features", timeout_s, before)
+            still = missing_feature_days(lake, use_case, missing)
+            if still:
+                raise SeasonError(f"materialize_features published nothing for {[d.key for d in still][:5]}: "
+                                  "see its runs (task log of compute_features) in the Airflow UI")  # fmt: skip
 
     def train(window_start: "LogicalDay", window_end: "LogicalDay", reason: str) -> None:
         before = {r["dag_run_id"] for r in client.runs("train_model")}
@@ -358,17 +429,17 @@ def run_season(
         for run in client.wait_idle("train_model", timeout_s, before):
             log(f"[season]   train_model {run['dag_run_id']}: {run['state']}")
 
-    warmup = first.shift(-warmup_days).range_to(first.shift(-1))
-    ingest(warmup)
+    if plan.raw_days:
+        ingest(plan.raw_days, plan.feature_days)
     if registry.champion(model_name) is None:
-        train(warmup[0], warmup[-1], "season: first model")
+        train(plan.training_days[0], plan.training_days[-1], "season: first model")
     if registry.champion(model_name) is None:
         raise SeasonError("no champion after the first training: see the train_model run in the Airflow UI")
 
     days = first.range_to(last)
     weeks = [days[i : i + 7] for i in range(0, len(days), 7)]
     for week in weeks:
-        ingest(week)
+        ingest(week, week)
         champion = registry.champion(model_name)
         keys = {d.key for d in week}
         trains_before = {r["dag_run_id"] for r in client.runs("train_model")}
@@ -379,5 +450,5 @@ def run_season(
         for run in client.wait_idle("train_model", timeout_s, trains_before):
             log(f"[season]   drift-triggered train_model {run['dag_run_id']}: {run['state']}")
         window_days = use_case.model.window_days
-        train(max(warmup[0], week[-1].shift(-(window_days - 1))), week[-1], "season: weekly retraining")
-    return summarize(warmup[0], last, settings=settings)
+        train(max(plan.training_days[0], week[-1].shift(-(window_days - 1))), week[-1], "season: weekly retraining")
+    return summarize(plan.raw_days[0] if plan.raw_days else first, last, settings=settings, lake=lake)
