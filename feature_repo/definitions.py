@@ -2,13 +2,14 @@
 
 Declarative only. The rows behind each view are computed from the raw zone by
 ``airloop.features.compute_features`` (the computation is in ``airloop.usecases.flights``) and
-published as ``features/<view>/ds=D/`` in the lake. Timestamps are replayed UTC instants.
+published as ``features/<view>/ds=D/`` in the lake (``features/<view>/<rows version>/ds=D/``
+for the views in ``ROWS_VERSION``). Timestamps are replayed UTC instants.
 
 Time semantics (see docs/ARCHITECTURE.md): the rows of day D are predicted as of D 02:00
 New York time. Every view is a daily snapshot stamped with the instant day D closes (local
-midnight), when D's raw data is ingested: delay statistics use only flights that had landed
-before that instant; weather is each airport's last observation of D; aircraft attributes come
-from the planes table. A lookup at D 02:00 thus needs only partitions up to D-1, the data that
+midnight), when D's raw data is ingested: delay statistics use only flights that had reached
+their destination gate before that instant (the real arrival, in the destination's time zone);
+weather is each airport's last observation of D; aircraft attributes come from the planes table. A lookup at D 02:00 thus needs only partitions up to D-1, the data that
 exists at that hour. The TTL makes it see the snapshot of the night before and never an older one.
 
 Environment (read when this file is loaded; ``airloop.features`` sets them from its settings):
@@ -38,26 +39,44 @@ WEATHER_TTL = DAILY_SNAPSHOT_TTL
 WINDOWS = ("1d", "7d", "28d")
 
 
+# The version of the *rows* of a view whose computation changed meaning without changing its
+# features: the rows live apart (features/<view>/<version>/ds=D/ in the lake, <view>_<version> in
+# PostgreSQL), so rows of the old meaning are never read with the new ones; a day not recomputed
+# yet is a missing partition (an error naming the day), not a silent mix. The feature service and
+# its features are unchanged: models and their consumers keep working.
+# - delay statistics v2: a flight counts once it reached its destination gate (arr_time in the
+#   destination's time zone); v1 counted it at departure + delay + air time, before taxi-in,
+#   so thousands of flights fed a snapshot taken before they arrived.
+ROWS_VERSION = {"carrier_delay_stats": "v2", "origin_delay_stats": "v2", "route_delay_stats": "v2"}
+
+
+def lake_prefix(view: str) -> str:
+    """Where the rows of ``view`` live in the lake: ``features/<view>[/<rows version>]``."""
+    return "/".join(["features", view, *([ROWS_VERSION[view]] if view in ROWS_VERSION else [])])
+
+
 def lake_source(view: str):
     """The batch source of one view: its lake partitions (duckdb) or its table (postgres)."""
+    prefix = lake_prefix(view)
     if OFFLINE_STORE == "postgres":
         from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 
-        return PostgreSQLSource(name=f"{view}_source", table=f"{PG_SCHEMA}.{view}", timestamp_field="event_timestamp")
+        table = prefix.removeprefix("features/").replace("/", "_")  # as airloop.features.offline_store names it
+        return PostgreSQLSource(name=f"{view}_source", table=f"{PG_SCHEMA}.{table}", timestamp_field="event_timestamp")
     return FileSource(
         name=f"{view}_source",
-        path=str(OFFLINE_ROOT / "features" / view / "ds=*" / "*.parquet"),
+        path=str(OFFLINE_ROOT / prefix / "ds=*" / "*.parquet"),
         timestamp_field="event_timestamp",
-        description=f"lake partitions features/{view}/ds=YYYY-MM-DD/",
+        description=f"lake partitions {prefix}/ds=YYYY-MM-DD/",
     )
 
 
 def delay_stat_fields(prefix: str) -> list[Field]:
-    """Trailing-window delay statistics of one entity (flights that had landed before the timestamp)."""
+    """Trailing-window delay statistics of one entity (flights at their destination gate before the timestamp)."""
     fields = []
     for window in WINDOWS:
         fields += [
-            Field(name=f"{prefix}_flights_{window}", dtype=Int64, description=f"flights landed in the last {window}"),
+            Field(name=f"{prefix}_flights_{window}", dtype=Int64, description=f"flights that reached their gate in the last {window}"),
             Field(name=f"{prefix}_dep_delay_mean_{window}", dtype=Float64, description="mean departure delay, minutes"),
             Field(name=f"{prefix}_delayed_share_{window}", dtype=Float64, description="share arriving > 15 min late"),
         ]
@@ -95,7 +114,7 @@ origin_weather = FeatureView(
     ],
     source=lake_source("origin_weather"),
     online=True,
-    tags={"cadence": "daily", "lake_prefix": "features/origin_weather"},
+    tags={"cadence": "daily", "lake_prefix": lake_prefix("origin_weather")},
 )
 
 # Delay record of the airline over the last 1, 7 and 28 days.
@@ -106,7 +125,7 @@ carrier_delay_stats = FeatureView(
     schema=delay_stat_fields("carrier"),
     source=lake_source("carrier_delay_stats"),
     online=True,
-    tags={"cadence": "daily", "lake_prefix": "features/carrier_delay_stats"},
+    tags={"cadence": "daily", "lake_prefix": lake_prefix("carrier_delay_stats")},
 )
 
 # Delay record of the departure airport over the last 1, 7 and 28 days.
@@ -117,7 +136,7 @@ origin_delay_stats = FeatureView(
     schema=delay_stat_fields("origin"),
     source=lake_source("origin_delay_stats"),
     online=True,
-    tags={"cadence": "daily", "lake_prefix": "features/origin_delay_stats"},
+    tags={"cadence": "daily", "lake_prefix": lake_prefix("origin_delay_stats")},
 )
 
 # Delay record of the city pair over the last 1, 7 and 28 days.
@@ -128,7 +147,7 @@ route_delay_stats = FeatureView(
     schema=delay_stat_fields("route"),
     source=lake_source("route_delay_stats"),
     online=True,
-    tags={"cadence": "daily", "lake_prefix": "features/route_delay_stats"},
+    tags={"cadence": "daily", "lake_prefix": lake_prefix("route_delay_stats")},
 )
 
 # The aircraft itself (from the source's planes table); null for tail numbers it does not list.
@@ -144,7 +163,7 @@ aircraft_attributes = FeatureView(
     ],
     source=lake_source("aircraft_attributes"),
     online=True,
-    tags={"cadence": "daily", "lake_prefix": "features/aircraft_attributes"},
+    tags={"cadence": "daily", "lake_prefix": lake_prefix("aircraft_attributes")},
 )
 
 # --- Feature services -------------------------------------------------------------------------

@@ -29,18 +29,36 @@ def local(day: date, hhmm: str) -> pd.Timestamp:
     return pd.Timestamp(datetime.combine(day, time(hour, minute), tzinfo=NY)).tz_convert("UTC")
 
 
+# Time zones of the destinations the hand-made flights use (as the airports table has them).
+DEST_ZONES = {"LAX": "America/Los_Angeles", "BOS": "America/New_York", "ORD": "America/Chicago",
+              "HNL": "Pacific/Honolulu", "SJU": "America/Puerto_Rico"}
+
+
+def gate_clock(instant: pd.Timestamp, dest: str) -> float:
+    """``arr_time`` of a flight reaching the gate of ``dest`` at ``instant``: local HHMM."""
+    loc = instant.tz_convert(DEST_ZONES[dest])
+    return float(loc.hour * 100 + loc.minute)
+
+
 def flight(
     day: date, hhmm: str, *, carrier="AA", origin="JFK", dest="LAX", dep_delay=0.0, air_time=300.0,
-    arr_delay=0.0, tailnum="N10156", number=1, distance=2475.0,
+    arr_delay=0.0, tailnum="N10156", number=1, distance=2475.0, taxi_in=0.0, arr_time="gate",
 ) -> dict:
-    """One raw flights row (all raw columns), scheduled at local ``hhmm`` on ``day``."""
+    """One raw flights row (all raw columns), scheduled at local ``hhmm`` on ``day``.
+
+    ``arr_time`` is by default the destination's local clock when the flight reaches its gate,
+    ``taxi_in`` minutes after landing (scheduled departure + ``dep_delay`` + ``air_time``); None
+    when it has no arrival delay (cancelled, diverted). Pass a number (or None) to set it.
+    """
     sched = local(day, hhmm)
     loc = sched.tz_convert(NY)
+    if arr_time == "gate":
+        arr_time = None if arr_delay is None else gate_clock(sched + pd.Timedelta(minutes=dep_delay + air_time + taxi_in), dest)
     return {
         "carrier": carrier, "flight": number, "tailnum": tailnum, "origin": origin, "dest": dest,
         "sched_dep_ts": sched, "time_hour": sched.floor("h"), "year": loc.year, "month": loc.month, "day": loc.day,
         "hour": loc.hour, "minute": loc.minute, "sched_dep_time": loc.hour * 100 + loc.minute,
-        "sched_arr_time": 1200, "dep_time": None if dep_delay is None else 800.0, "arr_time": None if arr_delay is None else 1300.0,
+        "sched_arr_time": 1200, "dep_time": None if dep_delay is None else 800.0, "arr_time": arr_time,
         "dep_delay": dep_delay, "arr_delay": arr_delay, "air_time": air_time, "distance": distance,
     }
 

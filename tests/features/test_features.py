@@ -47,7 +47,7 @@ def lake_bytes(lake, prefix: str) -> dict[str, bytes]:
 
 def test_snapshot_counts_only_flights_landed_before_it(settings, hand_lake):
     compute(settings, hand_lake, D0, D1)
-    carrier_d0 = read_partition_frame(hand_lake, f"features/carrier_delay_stats/ds={D0}").set_index("carrier")
+    carrier_d0 = read_partition_frame(hand_lake, f"features/carrier_delay_stats/v2/ds={D0}").set_index("carrier")
     # A (lands 13:10) and E (23:50) landed before D0 closed; B lands 06:00 on D1.
     assert carrier_d0.loc["AA", "carrier_flights_1d"] == 2
     assert carrier_d0.loc["AA", "carrier_dep_delay_mean_1d"] == pytest.approx(5.0)
@@ -56,14 +56,14 @@ def test_snapshot_counts_only_flights_landed_before_it(settings, hand_lake):
     # UA's only flight was cancelled: no landed flight, no row.
     assert "UA" not in carrier_d0.index
 
-    carrier_d1 = read_partition_frame(hand_lake, f"features/carrier_delay_stats/ds={D1}").set_index("carrier")
+    carrier_d1 = read_partition_frame(hand_lake, f"features/carrier_delay_stats/v2/ds={D1}").set_index("carrier")
     # D1 closes after B, F and C landed: the 1-day window holds exactly those three.
     assert carrier_d1.loc["AA", "carrier_flights_1d"] == 3
     assert carrier_d1.loc["AA", "carrier_dep_delay_mean_1d"] == pytest.approx((120 + 0 + 500) / 3)
     assert carrier_d1.loc["AA", "carrier_delayed_share_1d"] == pytest.approx(2 / 3)
     assert carrier_d1.loc["AA", "carrier_flights_7d"] == 5
 
-    route_d0 = read_partition_frame(hand_lake, f"features/route_delay_stats/ds={D0}").set_index("route")
+    route_d0 = read_partition_frame(hand_lake, f"features/route_delay_stats/v2/ds={D0}").set_index("route")
     assert route_d0.loc["JFK-LAX", "route_flights_28d"] == 1
     assert route_d0.loc["JFK-LAX", "route_dep_delay_mean_28d"] == pytest.approx(10.0)
 
@@ -72,8 +72,10 @@ def test_manifest_names_the_raw_partitions_used(settings, hand_lake):
     manifests = F.compute_features(logical_day(D1), settings=settings, lake=hand_lake)
     used = [p["partition"] for p in manifests["carrier_delay_stats"]["raw_partitions"]]
     assert used == [f"raw/flights/ds={D0}", f"raw/flights/ds={D1}"]
-    # Days of the 31-day lookback before the source's first day are listed as such, not as used.
-    assert len(manifests["carrier_delay_stats"]["days_before_history_start"]) == 31 - 1
+    # Days of the 32-day lookback before the source's first day are listed as such, not as used.
+    assert len(manifests["carrier_delay_stats"]["days_before_history_start"]) == 32 - 1
+    # The destinations' time zones (gate arrivals) come from the airports table, recorded.
+    assert manifests["carrier_delay_stats"]["dimensions"]["airports"]["rows"] == 1458
     assert [p["partition"] for p in manifests["origin_weather"]["raw_partitions"]] == [f"raw/weather/ds={D1}"]
     assert manifests["aircraft_attributes"]["dimensions"]["planes"]["rows"] == 3322
 
@@ -379,7 +381,7 @@ def test_tampered_feature_file_is_refused(settings, hand_lake, store):
     from airloop.core.storage import PartitionCorrupt
 
     compute(settings, hand_lake, D0, D1)
-    key = next(k for k in hand_lake.list_keys(f"features/route_delay_stats/ds={D0}/") if k.endswith(".parquet"))
+    key = next(k for k in hand_lake.list_keys(f"features/route_delay_stats/v2/ds={D0}/") if k.endswith(".parquet"))
     hand_lake.local_path(key).write_bytes(hand_lake.read_bytes(key)[:-10] + b"0123456789")
     with pytest.raises(PartitionCorrupt, match="route_delay_stats"):
         build_training_set(D1, D1, settings=settings, store=store, lake=hand_lake)

@@ -2,7 +2,8 @@
 
 :func:`compute_features` checks that every raw partition it needs exists before anything is
 computed, checks each computed frame against the view's Feast definition before the first
-publish, and publishes ``features/<view>/ds=D/`` (the manifest lists the raw partitions and
+publish, and publishes ``<lake prefix>/ds=D/`` (``features/<view>`` unless the definition's
+``lake_prefix`` tag versions it; the manifest lists the raw partitions and
 dimension tables used). A rerun writes the same bytes.
 """
 
@@ -25,7 +26,7 @@ from airloop.core.storage import (
 from airloop.core.version import code_version
 from airloop.features.errors import FeatureSchemaMismatch, MissingRawPartition
 from airloop.features.feast_repo import load_definitions
-from airloop.features.layout import FEATURES_ZONE, ViewLayout, _view_layout, history_start, load_feature_use_case
+from airloop.features.layout import ViewLayout, _view_layout, history_start, load_feature_use_case
 from airloop.features.offline_store import sync_offline_table
 
 if TYPE_CHECKING:
@@ -219,7 +220,9 @@ def compute_features(
     # 3. Publish (each partition's manifest last), then copy to a PostgreSQL offline store.
     out = {}
     for name, layout, frame, manifest in results:
-        prefix = partition_prefix(FEATURES_ZONE, name, day.key)
+        # Where the view's definition reads its rows (tag lake_prefix): a view whose rows changed
+        # meaning moves to a versioned prefix, so old rows are never read with new ones.
+        prefix = f"{layout.lake_prefix}/ds={day.key}"
         published = publish_partition(lake, prefix, {"part.parquet": frame_to_parquet(frame)}, manifest)
         log.info("published %d rows of %s for %s at %s", len(frame), name, day, lake.uri(prefix))
         out[name] = published.manifest

@@ -183,48 +183,137 @@ PREDICTION = PredictionSpec(
 # Engine types of the planes table, coded for the model (0: unknown).
 ENGINE_CODES = {"Turbo-fan": 1, "Turbo-jet": 2, "Turbo-prop": 3, "Turbo-shaft": 4, "Reciprocating": 5, "4 Cycle": 6}
 STAT_WINDOWS_DAYS = {"1d": 1, "7d": 7, "28d": 28}
-# Flights land up to ~2 days after their scheduled departure (48 h delay + 16 h in the air at the
-# contract's limits), so a snapshot reads 2 more days of departures than its widest window, plus
-# one day so entities that leave the 28-day window get a last row with zero flights.
-STAT_LOOKBACK_DAYS = max(STAT_WINDOWS_DAYS.values()) + 3
+# A snapshot keeps entities whose last arrival is up to 29 days old (one day with zero flights
+# after leaving the 28-day window), and a gate arrival is under 25 h after scheduled departure +
+# delay + air time (see _gate_arrival): at the contract's limits (48 h delay, 1,000 min in the air)
+# under 4 days after the scheduled departure. So it reads departures from 32 days back.
+STAT_LOOKBACK_DAYS = max(STAT_WINDOWS_DAYS.values()) + 4
+# Destinations missing from the source's airports table (in 2013: BQN, PSE, SJU, STT) or with an
+# unknown time zone: their arrival clock is read in each zone a flight from New York can reach and
+# the latest reading is kept. That is never before the true arrival when the destination is in
+# any of these zones, and less than 25 hours after it.
+FALLBACK_ARRIVAL_ZONES = (
+    "America/Puerto_Rico", "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix",
+    "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu",
+)
+
+
+def _first_clock_at_or_after(lower, clock_minutes, zone: str):
+    """The first instant at or after ``lower`` whose wall clock in ``zone`` reads ``clock_minutes``.
+
+    :param lower: UTC instants, as int64 nanoseconds; returned the same way.
+    :param clock_minutes: the wall clock, minutes after local midnight (1440: the next midnight).
+
+    Within a day of a daylight-saving switch the latest reading is taken, never one too early: a
+    wall time the switch repeats is the later instant, one it skips is read in the offset before
+    the switch.
+    """
+    import numpy as np
+    import pandas as pd
+
+    minute, day = 60 * 10**9, 1440
+
+    def wall(instants):  # local wall time, as naive int64 nanoseconds
+        return pd.DatetimeIndex(instants, tz="UTC").tz_convert(zone).tz_localize(None).asi8
+
+    local = wall(lower)
+    since_midnight = (local % (day * minute)) // minute
+    # No switch in the next 25 hours (all but two days a year): the clock runs evenly.
+    best = lower + ((clock_minutes - since_midnight) % day) * minute
+    ahead = lower + 25 * 60 * minute
+    switching = (local - lower) != (wall(ahead) - ahead)
+    if switching.any():
+        midnight = local[switching] - local[switching] % (day * minute)
+        low, found = lower[switching], np.full(int(switching.sum()), np.iinfo(np.int64).max)
+        later = np.zeros(len(low), dtype=bool)  # ambiguous=False: standard time, the later instant
+        for days in (-1, 0, 1, 2):
+            naive = pd.DatetimeIndex(midnight + (clock_minutes[switching] + days * day) * minute)
+            instant = naive.tz_localize(zone, ambiguous=later, nonexistent=pd.Timedelta(hours=1)).tz_convert("UTC").asi8
+            found = np.where((instant >= low) & (instant < found), instant, found)
+        best[switching] = found
+    return best
+
+
+def _gate_arrival(flights, airports):
+    """The UTC instant each flight reached its destination gate; NaT when it never did.
+
+    ``arr_time`` is the local clock (HHMM, 2400 = midnight ending the day) at the destination,
+    whose zone is ``airports.tzone``; its date is the one that puts the arrival at or after the
+    wheels could first touch down (actual departure + air time): red-eyes and flights landing
+    after local midnight roll over to the next day. Cancelled and diverted flights (no arrival
+    delay or no arrival clock) never reached their gate: NaT; so is a clock that is no time of
+    day (minutes past 59): such a flight never counts rather than counting too early.
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    import numpy as np
+    import pandas as pd
+
+    zones = {}  # destination -> IANA zone; None: unknown, read with FALLBACK_ARRIVAL_ZONES
+    for faa, tzone in zip(airports["faa"], airports["tzone"]):
+        try:
+            zones[faa] = tzone if isinstance(tzone, str) and ZoneInfo(tzone).key == tzone else None
+        except (ZoneInfoNotFoundError, ValueError):
+            zones[faa] = None
+    clock = flights["arr_time"].to_numpy("float64", na_value=np.nan)
+    arrived = (
+        flights["arr_delay"].notna() & flights["dep_delay"].notna() & flights["air_time"].notna()
+    ).to_numpy() & (clock % 1 == 0) & (clock % 100 < 60)
+    out = np.full(len(flights), np.iinfo(np.int64).min)  # NaT
+    if arrived.any():
+        rows = flights[arrived]
+        minutes = (rows["dep_delay"] + rows["air_time"]).to_numpy("float64")
+        sched = pd.DatetimeIndex(rows["sched_dep_ts"]).tz_convert("UTC").as_unit("ns").asi8
+        lower = sched + np.round(minutes * 60e9).astype("int64")
+        clock_minutes = (clock[arrived] // 100 * 60 + clock[arrived] % 100).astype("int64")
+        zone_of = rows["dest"].map(zones).to_numpy(dtype=object)
+        arrival = np.empty(len(rows), dtype="int64")
+        known = pd.notna(zone_of)
+        for zone in sorted(set(zone_of[known])):
+            at = zone_of == zone
+            arrival[at] = _first_clock_at_or_after(lower[at], clock_minutes[at], zone)
+        if (~known).any():
+            readings = [_first_clock_at_or_after(lower[~known], clock_minutes[~known], z) for z in FALLBACK_ARRIVAL_ZONES]
+            arrival[~known] = np.max(readings, axis=0)
+        out[arrived] = arrival
+    return pd.Series(pd.DatetimeIndex(out, tz="UTC"), index=flights.index)
 
 
 def _delay_stats(key: str, key_sql: str, prefix: str):
     """A snapshot of delay statistics per ``key`` at the instant day D closes.
 
-    Only flights that had *landed* before the snapshot instant count (landed = scheduled departure
-    + departure delay + air time). Cancelled and diverted flights (no arrival delay) count as
-    neither on time nor late. Entities with a landed flight in the last 29 days get a row; with
-    none in a window their count is 0 and their mean and share are null.
+    Only flights that had reached their destination gate before the snapshot instant count
+    (:func:`_gate_arrival`: the real arrival in the destination's time zone, taxi-in included).
+    Cancelled and diverted flights never reach their gate and count in no statistic. Entities
+    with an arrival in the last 29 days get a row; with none in a window their count is 0 and
+    their mean and share are null.
     """
 
     def compute(ds, frames, ctx):
         import duckdb
 
+        flights = frames["flights"]
+        arrivals = flights[["carrier", "origin", "dest", "dep_delay", "arr_delay"]].assign(
+            arrival_ts=_gate_arrival(flights, ctx.dimensions["airports"])
+        )
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'; SET threads = 1")  # one thread: same floats, same bytes
-        con.register("flights", frames["flights"][["carrier", "origin", "dest", "sched_dep_ts", "dep_delay", "arr_delay", "air_time"]])
+        con.register("flights", arrivals)
         params = {"snapshot": ctx.day_end, "universe": ctx.window_start(STAT_WINDOWS_DAYS["28d"] + 1)}
         selects = []
         for window, days in STAT_WINDOWS_DAYS.items():
             params[f"s{window}"] = ctx.window_start(days)
-            inside = f"landed_ts >= $s{window}"
+            inside = f"arrival_ts >= $s{window}"
             selects += [
                 f"count(*) FILTER (WHERE {inside}) AS {prefix}_flights_{window}",
                 f"avg(dep_delay) FILTER (WHERE {inside}) AS {prefix}_dep_delay_mean_{window}",
                 f"avg(CASE WHEN arr_delay > 15 THEN 1.0 ELSE 0.0 END) FILTER (WHERE {inside}) AS {prefix}_delayed_share_{window}",
             ]
         sql = f"""
-            WITH landed AS (
-                SELECT {key_sql} AS entity, dep_delay, arr_delay,
-                       sched_dep_ts + to_microseconds(CAST(round((dep_delay + air_time) * 60e6) AS BIGINT)) AS landed_ts
-                FROM flights
-                WHERE arr_delay IS NOT NULL AND dep_delay IS NOT NULL AND air_time IS NOT NULL
-            )
-            SELECT entity AS {key}, {", ".join(selects)}
-            FROM landed
-            WHERE landed_ts >= $universe AND landed_ts < $snapshot
-            GROUP BY entity ORDER BY entity
+            SELECT {key_sql} AS {key}, {", ".join(selects)}
+            FROM flights
+            WHERE arrival_ts IS NOT NULL AND arrival_ts >= $universe AND arrival_ts < $snapshot
+            GROUP BY {key_sql} ORDER BY {key}
         """
         out = con.execute(sql, params).df()
         out.insert(1, "event_timestamp", ctx.timestamp(ctx.day_end))
@@ -294,9 +383,9 @@ def _is_delayed(frame):
 FEATURES = FeatureSpec(
     views=(
         FeatureViewSpec("origin_weather", inputs={"weather": 0}, compute=_origin_weather),
-        FeatureViewSpec("carrier_delay_stats", inputs={"flights": STAT_LOOKBACK_DAYS}, compute=_delay_stats("carrier", "carrier", "carrier")),
-        FeatureViewSpec("origin_delay_stats", inputs={"flights": STAT_LOOKBACK_DAYS}, compute=_delay_stats("origin", "origin", "origin")),
-        FeatureViewSpec("route_delay_stats", inputs={"flights": STAT_LOOKBACK_DAYS}, compute=_delay_stats("route", "origin || '-' || dest", "route")),
+        FeatureViewSpec("carrier_delay_stats", inputs={"flights": STAT_LOOKBACK_DAYS}, compute=_delay_stats("carrier", "carrier", "carrier"), dimensions=("airports",)),
+        FeatureViewSpec("origin_delay_stats", inputs={"flights": STAT_LOOKBACK_DAYS}, compute=_delay_stats("origin", "origin", "origin"), dimensions=("airports",)),
+        FeatureViewSpec("route_delay_stats", inputs={"flights": STAT_LOOKBACK_DAYS}, compute=_delay_stats("route", "origin || '-' || dest", "route"), dimensions=("airports",)),
         FeatureViewSpec("aircraft_attributes", inputs={}, compute=_aircraft_attributes, dimensions=("planes",)),
     ),
     feature_service="flight_delay_v1",
