@@ -60,9 +60,14 @@ class ServiceLayout:
         return keys
 
     def digest(self) -> str:
-        """A hash of everything that determines the service's values (its version)."""
+        """A hash of everything that determines the service's values (its version).
+
+        The lake prefix is part of it: a view whose rows change meaning moves to a versioned
+        prefix (see feature_repo/definitions.py, ``ROWS_VERSION``), and so changes the version.
+        """
         body = [
             [v.name, list(v.join_keys), v.timestamp_field, v.ttl.total_seconds() if v.ttl else None, list(v.features), list(v.dtypes)]
+            + ([v.lake_prefix] if v.lake_prefix != f"{FEATURES_ZONE}/{v.name}" else [])
             for v in self.views
         ]
         return sha256_bytes(json.dumps([self.name, body]).encode())

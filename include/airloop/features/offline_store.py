@@ -1,7 +1,7 @@
 """The PostgreSQL copy of feature partitions that Feast's PostgreSQL offline store reads (services profile).
 
 The lake stays the record; :func:`sync_offline_table` replaces one day's rows of a view in
-``<schema>.<view>`` so Feast's own offline store serves the same rows.
+``<schema>.<view>`` (``<view>_<version>`` for a versioned view) so Feast's own offline store serves the same rows.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from airloop.features.feast_repo import feast_environment
-from airloop.features.layout import ViewLayout
+from airloop.features.layout import FEATURES_ZONE, ViewLayout
 from airloop.features.point_in_time import _quote
 
 if TYPE_CHECKING:
@@ -37,6 +37,11 @@ def _offline_engine(values: dict[str, str]):
     return create_engine(url, pool_pre_ping=True, connect_args={"sslmode": values["AIRLOOP_FEAST_PG_SSLMODE"]})
 
 
+def offline_table(view: ViewLayout) -> str:
+    """The PostgreSQL table of ``view``'s rows: its lake prefix without ``features/``, ``/`` as ``_``."""
+    return view.lake_prefix.removeprefix(f"{FEATURES_ZONE}/").replace("/", "_")
+
+
 def sync_offline_table(settings: "Settings", view: ViewLayout, day: date, frame: "pd.DataFrame") -> int | None:
     """Replace day ``day``'s rows of ``view`` in the PostgreSQL offline store (services profile).
 
@@ -50,7 +55,9 @@ def sync_offline_table(settings: "Settings", view: ViewLayout, day: date, frame:
     values = feast_environment(settings)
     if values["AIRLOOP_FEAST_OFFLINE_STORE"] != "postgres":
         return None
-    schema, table = values["AIRLOOP_FEAST_PG_SCHEMA"], view.name
+    # The table follows the view's lake prefix: a versioned view (features/<view>/v2) gets its own
+    # table (<view>_v2), as feature_repo/definitions.py's PostgreSQL sources name it.
+    schema, table = values["AIRLOOP_FEAST_PG_SCHEMA"], offline_table(view)
     qualified = f"{_quote(schema)}.{_quote(table)}"
     columns = [f"{_quote(k)} TEXT" for k in view.join_keys]
     columns.append(f"{_quote(view.timestamp_field)} TIMESTAMPTZ NOT NULL")
