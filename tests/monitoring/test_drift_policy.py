@@ -21,7 +21,7 @@ def on(day: date) -> LogicalDay:
 def series(shares, *, version=1, auc_drops=None, start=START):
     auc_drops = auc_drops or [None] * len(shares)
     return [
-        DayEvidence(ds=start + timedelta(days=i), model_version=version, drift_share=s, auc_drop=a)
+        DayEvidence(ds=start + timedelta(days=i), model_version=version, drift_share=s, auc_drop_bound=a)
         for i, (s, a) in enumerate(zip(shares, auc_drops))
     ]
 
@@ -46,10 +46,17 @@ def test_threshold_on_drift_share(share, breaches):
     assert bool(POLICY.breaches(DayEvidence(ds=START, drift_share=share))) is breaches
 
 
-def test_threshold_on_auc_drop_alone():
-    assert POLICY.breaches(DayEvidence(ds=START, drift_share=0.1, auc_drop=0.06))
-    assert not POLICY.breaches(DayEvidence(ds=START, drift_share=0.1, auc_drop=0.04))
-    assert not POLICY.breaches(DayEvidence(ds=START, drift_share=0.1, auc_drop=-0.2))  # better than reference
+def test_threshold_on_the_bounded_auc_drop_alone():
+    assert POLICY.breaches(DayEvidence(ds=START, drift_share=0.1, auc_drop_bound=0.06))
+    assert not POLICY.breaches(DayEvidence(ds=START, drift_share=0.1, auc_drop_bound=0.04))
+    assert not POLICY.breaches(DayEvidence(ds=START, drift_share=0.1, auc_drop_bound=-0.2))  # better than reference
+
+
+def test_one_days_auc_drop_is_shown_but_never_counted():
+    # A day's AUC on a few hundred flights is noise: only the rolling window's bound counts.
+    assert not POLICY.breaches(DayEvidence(ds=START, drift_share=0.1, auc_drop=0.3))
+    history = [DayEvidence(ds=START + timedelta(days=i), model_version=1, drift_share=0.1, auc_drop=0.2) for i in range(10)]
+    assert fire_days(POLICY, history) == []
 
 
 def test_fires_only_after_n_consecutive_breaching_days():
@@ -101,7 +108,7 @@ def test_performance_drop_arrives_a_day_late_and_still_counts():
     history = series([0.1, 0.1, 0.1, 0.1], auc_drops=[0.08, 0.09, 0.1, None])
     decision = POLICY.decide(on(START + timedelta(days=3)), history)
     assert decision.fire, decision.reason
-    assert "AUC drop" in decision.reason
+    assert "bounded AUC drop" in decision.reason
     assert decision.streak[-1].ds == START + timedelta(days=2)
 
 
@@ -153,7 +160,8 @@ def test_evidence_from_metric_rows_merges_kinds_and_ignores_non_ok():
     rows = [
         {"ds": "2026-03-01", "kind": "drift", "status": "ok", "model_version": 3, "drift_share": 0.6,
          "drifted_column_names": ["distance"]},
-        {"ds": "2026-03-01", "kind": "performance", "status": "ok", "model_version": 3, "auc_drop": 0.02},
+        {"ds": "2026-03-01", "kind": "performance", "status": "ok", "model_version": 3, "auc_drop": 0.02,
+         "auc_drop_bound": -0.01, "window_auc": 0.71},
         {"ds": "2026-03-02", "kind": "drift", "status": "skipped", "model_version": 3, "drift_share": None},
         {"ds": "2026-03-02", "kind": "performance", "status": "awaiting_outcomes", "model_version": 3},
     ]  # fmt: skip
@@ -162,6 +170,7 @@ def test_evidence_from_metric_rows_merges_kinds_and_ignores_non_ok():
     day = evidence[0]
     assert (day.ds, day.model_version, day.drift_share, day.auc_drop) == (date(2026, 3, 1), 3, 0.6, 0.02)
     assert day.drifted_columns == ("distance",)
+    assert (day.auc_drop_bound, day.window_auc) == (-0.01, 0.71)
 
 
 def test_evidence_prefers_the_policy_drift_share():
@@ -169,3 +178,22 @@ def test_evidence_prefers_the_policy_drift_share():
              "policy_drift_share": 0.1, "drifted_column_names": ["temp"]}]  # fmt: skip
     (day,) = evidence_from_rows(rows)
     assert day.drift_share == 0.1 and not POLICY.breaches(day)
+
+
+def test_evidence_prefers_the_drift_signal():
+    rows = [{"ds": "2026-06-14", "kind": "drift", "status": "ok", "model_version": 1, "drift_share": 0.6,
+             "policy_drift_share": 0.4, "drifted_column_names": ["temp", "distance"], "drift_signal": 0.0,
+             "drift_signal_columns": []}]  # fmt: skip
+    (day,) = evidence_from_rows(rows)
+    assert day.drift_share == 0.0 and day.drifted_columns == () and not POLICY.breaches(day)
+
+
+def test_the_auc_tolerance_comes_from_the_calibration_unless_set(monkeypatch):
+    from airloop.monitoring.calibration import DriftCalibration
+
+    calibration = DriftCalibration(columns={}, auc_tolerance=0.034)
+    monkeypatch.delenv("AIRLOOP_DRIFT_AUC_DROP", raising=False)
+    assert DriftPolicy.from_env(calibration).auc_drop_threshold == 0.034
+    assert DriftPolicy.from_env().auc_drop_threshold == DriftPolicy.auc_drop_threshold
+    monkeypatch.setenv("AIRLOOP_DRIFT_AUC_DROP", "0.05")
+    assert DriftPolicy.from_env(calibration).auc_drop_threshold == 0.05

@@ -24,6 +24,10 @@ Submodules:
 * ``config`` and ``result``: :class:`MonitorConfig` (settings), :class:`ReportResult`, kinds and
   statuses. ``render``: a report's HTML.
 * ``drift_policy``: whether drift warrants retraining (threshold, persistence, cooldown).
+* ``effects``: per-column PSI and Evidently's large-sample distances, computed directly.
+* ``calibration``: the policy's thresholds measured on a healthy period (:func:`calibrate`),
+  stored as a small JSON (``monitoring/calibration.json`` in the lake).
+* ``window``: realized AUC over a rolling window of labelled days, with DeLong's upper bound.
 
 No Airflow imports here; Evidently, pandas and SQLAlchemy are imported inside the functions
 that use them.
@@ -31,6 +35,7 @@ that use them.
 
 from __future__ import annotations
 
+from airloop.monitoring.calibration import DriftCalibration, calibrate, load_calibration, save_calibration
 from airloop.monitoring.config import MonitorConfig, MonitorInputError
 from airloop.monitoring.day import monitor_drift, monitor_performance, outcome_day
 from airloop.monitoring.drift import drift_report
@@ -65,16 +70,19 @@ __all__ = [
     "SKIPPED",
     "DayEvidence",
     "Decision",
+    "DriftCalibration",
     "DriftPolicy",
     "MonitorConfig",
     "MonitorInputError",
     "MonitoringStore",
     "ReportResult",
     "awaiting_outcomes",
+    "calibrate",
     "drift_report",
     "ensure_monitoring_tables",
     "evidence_from_rows",
     "join_outcomes",
+    "load_calibration",
     "load_current",
     "load_outcomes",
     "load_reference",
@@ -91,4 +99,5 @@ __all__ = [
     "realized_labels",
     "report_prefix",
     "roc_auc",
+    "save_calibration",
 ]

@@ -5,14 +5,15 @@ Settings (environment, read by :meth:`MonitorConfig.from_env`):
 ``AIRLOOP_MONITOR_HTML_MAX_BYTES`` (8 MB),
 ``AIRLOOP_MONITOR_HTML_SAMPLE_ROWS`` (5000),
 ``AIRLOOP_MONITOR_OUTCOME_LAG_DAYS`` (1), ``AIRLOOP_LATE_MINUTES`` (15),
-``AIRLOOP_MONITOR_CONTEXT_COLUMNS`` (the use case's).
+``AIRLOOP_MONITOR_CONTEXT_COLUMNS`` (the use case's), ``AIRLOOP_MONITOR_AUC_WINDOW_DAYS`` (7),
+``AIRLOOP_MONITOR_AUC_WINDOW_MIN_DAYS`` (3), ``AIRLOOP_MONITOR_AUC_CONFIDENCE`` (0.95).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airloop.core.config import env_int
+from airloop.core.config import SettingsError, env_float, env_int
 
 SCORE_COLUMN = "score"
 LABEL_COLUMN = "is_delayed"
@@ -47,6 +48,11 @@ class MonitorConfig:
         (see :func:`policy_drift_share`). Default: the use case's
         ``extras["monitor_context_columns"]``; ``AIRLOOP_MONITOR_CONTEXT_COLUMNS`` (comma list,
         ``-`` for none) overrides it.
+    :param auc_window_days: the realized AUC the policy judges is pooled over the labelled days
+        of the last this many days scored by the same model version
+        (:mod:`airloop.monitoring.window`).
+    :param auc_window_min_days: fewer labelled days than this in the window: no bound yet.
+    :param auc_confidence: one-sided confidence of the window's upper AUC bound.
     """
 
     min_rows: int = 50
@@ -56,6 +62,17 @@ class MonitorConfig:
     outcome_lag_days: int = 1
     late_minutes: int = 15
     context_columns: tuple[str, ...] = ()
+    auc_window_days: int = 7
+    auc_window_min_days: int = 3
+    auc_confidence: float = 0.95
+
+    def __post_init__(self):
+        if not 1 <= self.auc_window_min_days <= self.auc_window_days:
+            raise SettingsError(
+                f"AUC window: need 1 <= min days <= days, got {self.auc_window_min_days} and {self.auc_window_days}"
+            )
+        if not 0.5 <= self.auc_confidence < 1:
+            raise SettingsError(f"AUC confidence must be in [0.5, 1), got {self.auc_confidence}")
 
     @classmethod
     def from_env(cls, use_case=None) -> "MonitorConfig":
@@ -74,4 +91,7 @@ class MonitorConfig:
             html_sample_rows=env_int("AIRLOOP_MONITOR_HTML_SAMPLE_ROWS", cls.html_sample_rows, minimum=1),
             outcome_lag_days=env_int("AIRLOOP_MONITOR_OUTCOME_LAG_DAYS", cls.outcome_lag_days, minimum=0),
             late_minutes=env_int("AIRLOOP_LATE_MINUTES", cls.late_minutes, minimum=0),
+            auc_window_days=env_int("AIRLOOP_MONITOR_AUC_WINDOW_DAYS", cls.auc_window_days, minimum=1),
+            auc_window_min_days=env_int("AIRLOOP_MONITOR_AUC_WINDOW_MIN_DAYS", cls.auc_window_min_days, minimum=1),
+            auc_confidence=env_float("AIRLOOP_MONITOR_AUC_CONFIDENCE", cls.auc_confidence),
         )

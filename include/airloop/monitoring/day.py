@@ -2,7 +2,9 @@
 :func:`monitor_performance` and :func:`outcome_day`.
 
 Each check reads the day's inputs, makes its report, publishes it to the lake and upserts its
-headline numbers in SQL. The reference is the ``reference.parquet`` of the model version that
+headline numbers in SQL (``render=False``: the numbers only, no report). The performance check
+also keeps the day's scores and labels (``monitoring/labelled/``) and measures the rolling
+window the drift policy judges (:mod:`airloop.monitoring.window`). The reference is the ``reference.parquet`` of the model version that
 scored the day, and the performance baseline that version's holdout AUC, both from the registry.
 """
 
@@ -10,14 +12,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from airloop.monitoring.calibration import load_calibration
 from airloop.monitoring.config import LABEL_COLUMN, SCORE_COLUMN, MonitorConfig
 from airloop.monitoring.drift import drift_report
 from airloop.monitoring.inputs import load_current, load_outcomes, load_reference, predictions_prefix
 from airloop.monitoring.lake import publish_report
 from airloop.monitoring.metrics import roc_auc
 from airloop.monitoring.performance import join_outcomes, performance_report
-from airloop.monitoring.result import DRIFT, PERFORMANCE, SKIPPED, ReportResult, awaiting_outcomes
+from airloop.monitoring.result import DRIFT, OK, PERFORMANCE, SKIPPED, ReportResult, awaiting_outcomes
 from airloop.monitoring.store import MonitoringStore
+from airloop.monitoring.window import publish_labelled, window_performance
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
     from airloop.core.config import Settings
     from airloop.core.dates import LogicalDay
     from airloop.core.storage import Lake
+    from airloop.monitoring.calibration import DriftCalibration
 
 
 def monitor_drift(
@@ -36,6 +41,7 @@ def monitor_drift(
     reference: "pd.DataFrame | None" = None,
     config: MonitorConfig | None = None,
     render: bool = True,
+    calibration: "DriftCalibration | None" = None,
 ) -> ReportResult:
     """Drift check of scored ``day``: report to the lake, headline numbers to SQL.
 
@@ -45,6 +51,8 @@ def monitor_drift(
 
     :param render: False computes and stores the headline numbers only: no Evidently report, no
         HTML, nothing published under ``reports/`` (a backtest, where no one reads the pages).
+    :param calibration: the drift signal's thresholds; default: the calibration in force
+        (:func:`~airloop.monitoring.calibration.load_calibration`), or the uncalibrated defaults.
     """
     from airloop.core.storage import open_lake
 
@@ -63,7 +71,10 @@ def monitor_drift(
             store.upsert(result, measured_on=day.key)
             return result
         reference = load_reference(lake, record.reference_uri)
-    result = drift_report(day, reference, current, config=config, model_version=version, render_html=render)
+    if calibration is None:
+        calibration = load_calibration(lake)
+    result = drift_report(day, reference, current, config=config, model_version=version, render_html=render,
+                          calibration=calibration)  # fmt: skip
     prefix = publish_report(lake, result) if render else None
     store.upsert(result, report_prefix=prefix, measured_on=day.key)
     return result
@@ -133,6 +144,15 @@ def monitor_performance(
         day, scored, reference_auc=reference_auc, config=config, model_version=version, threshold=threshold,
         render_html=render,
     )
+    if result.status == OK:
+        # The policy judges the rolling window of labelled days, not this day alone.
+        labelled = scored[scored[LABEL_COLUMN].notna()]
+        publish_labelled(lake, day, labelled, version)
+        window = window_performance(lake, day, labelled, model_version=version, reference_auc=reference_auc,
+                                    window_days=config.auc_window_days, min_days=config.auc_window_min_days,
+                                    confidence=config.auc_confidence)  # fmt: skip
+        result.metrics.update(window)
+        result.body.setdefault("airloop", {}).update(window)
     prefix = publish_report(lake, result) if render else None
     store.upsert(result, report_prefix=prefix, measured_on=measured)
     return result

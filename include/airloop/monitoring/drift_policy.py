@@ -1,9 +1,17 @@
 """When does drift call for retraining? A small, pure policy over the daily monitoring series.
 
-A day *breaches* when its drift share (over the non-context columns: see
-:func:`airloop.monitoring.policy_drift_share`) reaches ``drift_share_threshold`` or its realized AUC fell
-by at least ``auc_drop_threshold`` below the champion's reference AUC. The policy **fires** on day
-``D`` when:
+A day *breaches* when
+
+* its **drift signal** (the share of the policy's columns whose PSI against the reference exceeds
+  the threshold calibrated on a healthy period: :func:`airloop.monitoring.drift.drift_signal`)
+  reaches ``drift_share_threshold``; or
+* its **bounded AUC drop** (the baseline AUC minus the upper confidence bound of the realized AUC
+  pooled over the last days scored by the same version: :mod:`airloop.monitoring.window`) reaches
+  ``auc_drop_threshold``, the calibrated tolerance: the model is measurably worse, beyond what
+  a healthy period's weeks varied. One day's AUC alone (``auc_drop``) is shown, never counted:
+  a few hundred labelled flights are too few to tell noise from degradation.
+
+The policy **fires** on day ``D`` when:
 
 1. ``consecutive_days`` consecutive calendar days breach, the last of them ``D`` (or one of the
    ``outcome_lag_days`` days before, whose AUC arrived only now), all under the same model
@@ -19,9 +27,9 @@ fired again when rerun (see :meth:`~airloop.monitoring.MonitoringStore.record_ev
 The suggested training window is the ``training_window_days`` days ending on the last day whose
 outcomes are known (``D - outcome_lag_days``): the most recent labelled data, i.e. the new regime.
 
-Settings (environment): ``AIRLOOP_DRIFT_SHARE_THRESHOLD`` (0.5), ``AIRLOOP_DRIFT_AUC_DROP`` (0.05),
-``AIRLOOP_DRIFT_CONSECUTIVE_DAYS`` (3), ``AIRLOOP_DRIFT_COOLDOWN_DAYS`` (14),
-``AIRLOOP_RETRAIN_WINDOW_DAYS`` (28).
+Settings (environment): ``AIRLOOP_DRIFT_SHARE_THRESHOLD`` (0.5), ``AIRLOOP_DRIFT_AUC_DROP`` (the
+calibration's AUC tolerance, else 0.02), ``AIRLOOP_DRIFT_CONSECUTIVE_DAYS`` (3),
+``AIRLOOP_DRIFT_COOLDOWN_DAYS`` (14), ``AIRLOOP_RETRAIN_WINDOW_DAYS`` (28).
 """
 
 from __future__ import annotations
@@ -34,17 +42,25 @@ from airloop.core.config import SettingsError, env_float, env_int
 
 if TYPE_CHECKING:
     from airloop.core.dates import LogicalDay
+    from airloop.monitoring.calibration import DriftCalibration
 
 
 @dataclass(frozen=True)
 class DayEvidence:
-    """What monitoring saw on one scored day (None = no evidence of that kind)."""
+    """What monitoring saw on one scored day (None = no evidence of that kind).
+
+    ``drift_share`` is the drift signal the policy counts, ``drifted_columns`` the columns beyond
+    their thresholds; ``auc_drop`` is the day's own AUC below the baseline (shown, not counted),
+    ``auc_drop_bound`` the rolling window's bounded drop (counted), ``window_auc`` its AUC.
+    """
 
     ds: date
     model_version: int | None = None
     drift_share: float | None = None
     auc_drop: float | None = None
     drifted_columns: tuple[str, ...] = ()
+    auc_drop_bound: float | None = None
+    window_auc: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,9 +83,13 @@ class Decision:
             "model_version": last.model_version if last else None,
             "drift_share": last.drift_share if last else None,
             "auc_drop": last.auc_drop if last else None,
+            "auc_drop_bound": last.auc_drop_bound if last else None,
+            "window_auc": last.window_auc if last else None,
             "drifted_columns": list(last.drifted_columns) if last else [],
             "evidence": [
-                {"ds": d.ds.isoformat(), "drift_share": d.drift_share, "auc_drop": d.auc_drop} for d in self.streak
+                {"ds": d.ds.isoformat(), "drift_share": d.drift_share, "auc_drop": d.auc_drop,
+                 "auc_drop_bound": d.auc_drop_bound, "window_auc": d.window_auc}
+                for d in self.streak
             ],
             "window_start": self.window_start.isoformat() if self.window_start else None,
             "window_end": self.window_end.isoformat() if self.window_end else None,
@@ -81,7 +101,7 @@ class DriftPolicy:
     """Thresholds, persistence and cooldown of drift-triggered retraining (see module doc)."""
 
     drift_share_threshold: float = 0.5
-    auc_drop_threshold: float = 0.05
+    auc_drop_threshold: float = 0.02
     consecutive_days: int = 3
     cooldown_days: int = 14
     training_window_days: int = 28
@@ -99,10 +119,15 @@ class DriftPolicy:
             )
 
     @classmethod
-    def from_env(cls) -> "DriftPolicy":
+    def from_env(cls, calibration: "DriftCalibration | None" = None) -> "DriftPolicy":
+        """Settings from the environment; the AUC tolerance from ``calibration`` unless
+        ``AIRLOOP_DRIFT_AUC_DROP`` is set (see :mod:`airloop.monitoring.calibration`)."""
+        auc_default = cls.auc_drop_threshold
+        if calibration is not None and calibration.auc_tolerance is not None:
+            auc_default = float(calibration.auc_tolerance)
         return cls(
             drift_share_threshold=env_float("AIRLOOP_DRIFT_SHARE_THRESHOLD", cls.drift_share_threshold),
-            auc_drop_threshold=env_float("AIRLOOP_DRIFT_AUC_DROP", cls.auc_drop_threshold),
+            auc_drop_threshold=env_float("AIRLOOP_DRIFT_AUC_DROP", auc_default),
             consecutive_days=env_int("AIRLOOP_DRIFT_CONSECUTIVE_DAYS", cls.consecutive_days),
             cooldown_days=env_int("AIRLOOP_DRIFT_COOLDOWN_DAYS", cls.cooldown_days),
             training_window_days=env_int("AIRLOOP_RETRAIN_WINDOW_DAYS", cls.training_window_days),
@@ -114,8 +139,9 @@ class DriftPolicy:
         reasons = []
         if day.drift_share is not None and day.drift_share >= self.drift_share_threshold:
             reasons.append(f"drift share {day.drift_share:.2f} >= {self.drift_share_threshold:.2f}")
-        if day.auc_drop is not None and day.auc_drop >= self.auc_drop_threshold:
-            reasons.append(f"AUC drop {day.auc_drop:.3f} >= {self.auc_drop_threshold:.3f}")
+        if day.auc_drop_bound is not None and day.auc_drop_bound >= self.auc_drop_threshold:
+            window = f" (window AUC {day.window_auc:.3f})" if day.window_auc is not None else ""
+            reasons.append(f"bounded AUC drop {day.auc_drop_bound:.3f} >= {self.auc_drop_threshold:.3f}{window}")
         return reasons
 
     def decide(self, day: "LogicalDay", history: Iterable[DayEvidence], fired_on: Iterable[date] = ()) -> Decision:
@@ -161,9 +187,10 @@ class DriftPolicy:
 def evidence_from_rows(rows: Iterable[dict]) -> list[DayEvidence]:
     """Daily evidence from ``monitoring_metrics`` rows (both kinds of a day merged).
 
-    Only rows with status ``ok`` count; the AUC drop of a day is that of its own predictions
-    (known ``outcome_lag_days`` later), the drift share that of its inputs. The rows' stored
-    ``ds`` (``YYYY-MM-DD``) is read back into a date here.
+    Only rows with status ``ok`` count; the AUC numbers of a day are those of its own
+    predictions (known ``outcome_lag_days`` later), the drift share that of its inputs: the drift
+    signal, or for rows written before it the share of non-context columns Evidently flagged.
+    The rows' stored ``ds`` (``YYYY-MM-DD``) is read back into a date here.
     """
     days: dict[date, dict] = {}
     for row in rows:
@@ -171,11 +198,16 @@ def evidence_from_rows(rows: Iterable[dict]) -> list[DayEvidence]:
             continue
         day = days.setdefault(date.fromisoformat(row["ds"]), {"model_version": row.get("model_version")})
         if row["kind"] == "drift":
-            # The policy's share leaves out context columns (weather); older rows lack it.
-            policy_share = row.get("policy_drift_share")
-            day["drift_share"] = policy_share if policy_share is not None else row.get("drift_share")
-            day["drifted_columns"] = tuple(row.get("drifted_column_names") or ())
+            if row.get("drift_signal") is not None:
+                day["drift_share"] = row["drift_signal"]
+                day["drifted_columns"] = tuple(row.get("drift_signal_columns") or ())
+            else:  # rows written before the drift signal: Evidently's share without context columns
+                policy_share = row.get("policy_drift_share")
+                day["drift_share"] = policy_share if policy_share is not None else row.get("drift_share")
+                day["drifted_columns"] = tuple(row.get("drifted_column_names") or ())
             day["model_version"] = row.get("model_version")
         elif row["kind"] == "performance":
             day["auc_drop"] = row.get("auc_drop")
+            day["auc_drop_bound"] = row.get("auc_drop_bound")
+            day["window_auc"] = row.get("window_auc")
     return [DayEvidence(ds=d, **values) for d, values in sorted(days.items())]

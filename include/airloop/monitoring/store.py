@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from airloop.core.config import Settings
 
 _METRIC_COLUMNS = ("drift_share", "policy_drift_share", "drifted_columns", "n_columns", "auc", "reference_auc", "auc_drop", "accuracy",
-                   "precision", "recall", "f1", "log_loss", "positive_rate", "mean_score", "calibration_error")  # fmt: skip
+                   "precision", "recall", "f1", "log_loss", "positive_rate", "mean_score", "calibration_error",
+                   "drift_signal", "window_auc", "window_auc_upper", "auc_drop_bound", "window_days", "window_rows")  # fmt: skip
+_INTEGER_COLUMNS = ("drifted_columns", "n_columns", "window_days", "window_rows")
+_LIST_COLUMNS = ("drifted_column_names", "null_columns", "drift_signal_columns")  # JSON lists in Text
 
 
 def _tables():
@@ -35,9 +38,8 @@ def _tables():
         sa.Column("model_version", sa.Integer),
         sa.Column("rows_current", sa.Integer),
         sa.Column("rows_reference", sa.Integer),
-        *[sa.Column(name, sa.Integer if name in ("drifted_columns", "n_columns") else sa.Float) for name in _METRIC_COLUMNS],
-        sa.Column("drifted_column_names", sa.Text),  # JSON list
-        sa.Column("null_columns", sa.Text),  # JSON list
+        *[sa.Column(name, sa.Integer if name in _INTEGER_COLUMNS else sa.Float) for name in _METRIC_COLUMNS],
+        *[sa.Column(name, sa.Text) for name in _LIST_COLUMNS],
         sa.Column("report_prefix", sa.String(200)),
         sa.Column("measured_on", sa.String(10)),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -82,9 +84,23 @@ class MonitoringStore:
             return "monitoring tables exist"
         existing = set(sa.inspect(self.engine).get_table_names())
         self.metadata.create_all(self.engine)
+        added = self._add_missing_columns() if "monitoring_metrics" in existing else []
         self._ready = True
         created = [t for t in ("monitoring_metrics", "drift_events") if t not in existing]
-        return f"created {', '.join(created)}" if created else "monitoring tables exist"
+        notes = ([f"created {', '.join(created)}"] if created else []) + ([f"added columns {', '.join(added)}"] if added else [])
+        return "; ".join(notes) if notes else "monitoring tables exist"
+
+    def _add_missing_columns(self) -> list[str]:
+        """A table made by an older version lacks the newer (nullable) metric columns: add them."""
+        import sqlalchemy as sa
+
+        have = {c["name"] for c in sa.inspect(self.engine).get_columns("monitoring_metrics")}
+        missing = [c for c in self.metrics.columns if c.name not in have]
+        with self.engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=self.engine.dialect)
+                conn.execute(sa.text(f'ALTER TABLE monitoring_metrics ADD COLUMN "{column.name}" {kind}'))
+        return [c.name for c in missing]
 
     def upsert(self, result: ReportResult, *, report_prefix: str | None = None, measured_on: str | None = None) -> None:
         """Replace the row of ``(result.ds, result.kind)`` (a rerun overwrites, never appends)."""
@@ -96,8 +112,7 @@ class MonitoringStore:
             "model_version": result.model_version, "rows_current": result.rows_current,
             "rows_reference": result.rows_reference,
             **{name: result.metrics.get(name) for name in _METRIC_COLUMNS},
-            "drifted_column_names": json.dumps(result.metrics.get("drifted_column_names", [])),
-            "null_columns": json.dumps(result.metrics.get("null_columns", [])),
+            **{name: json.dumps(result.metrics.get(name, [])) for name in _LIST_COLUMNS},
             "report_prefix": report_prefix, "measured_on": measured_on,
             "updated_at": self.clock.now(),
         }  # fmt: skip
@@ -120,7 +135,7 @@ class MonitoringStore:
         with self.engine.connect() as conn:
             out = [dict(r._mapping) for r in conn.execute(query)]
         for row in out:
-            for col in ("drifted_column_names", "null_columns"):
+            for col in _LIST_COLUMNS:
                 row[col] = json.loads(row[col]) if row[col] else []
         return out
 
