@@ -43,7 +43,7 @@ def test_ingest_backfill_triggers_features_per_partition(airflow_stack):
     for day in DAYS:
         weather = read_partition_frame(lake, f"features/origin_weather/ds={day}")
         assert sorted(weather["origin"]) == ["EWR", "JFK", "LGA"]  # each airport's last report of the day
-    stats = read_partition_frame(lake, f"features/carrier_delay_stats/ds={DAYS[1]}")
+    stats = read_partition_frame(lake, f"features/carrier_delay_stats/v2/ds={DAYS[1]}")  # rows version v2
     assert stats["carrier_flights_7d"].gt(stats["carrier_flights_1d"]).any()  # two days of history
 
     events = stack.asset_events(source_dag_id="materialize_features")
