@@ -10,14 +10,17 @@ from sqlalchemy import create_engine, text
 
 from airloop.ingest.contract import ContractError
 from airloop.ingest import (
+    DayRun,
     IngestSummary,
+    NoDataYet,
     OutsideSourceCoverage,
     QualityGateError,
     check_quality_gate,
     extract_to_staging,
     ingest_day,
+    publish_day,
     read_quarantine,
-    validate_and_publish,
+    validate_staged,
 )
 from airloop.ingest.source import SourceDatabase, SourceUnavailable
 from airloop.core.storage import (
@@ -33,10 +36,10 @@ from airloop.core.storage import (
     require_manifest,
 )
 from airloop.usecases.flights import USE_CASE
-from testkit import FailingLake
 
 OFFSET = timedelta(days=4746)
 DAY = date(2026, 6, 10)  # source 2013-06-12, a Wednesday
+RUN = DayRun(DAY.isoformat(), "test-run")
 
 
 def count_in_source(url: str, table: str, replayed_day: date) -> int:
@@ -130,7 +133,7 @@ def test_quality_gate_fails_with_the_numbers(settings):
         check_quality_gate(summary, 0.01, 2)
     message = str(err.value)
     assert "flights 2026-03-02: 40 of 900 rows quarantined (4.44%) exceeds the limit of 1.00%" in message
-    assert "quarantine/flights/ds=2026-03-02" in message
+    assert "nothing of the day is published" in message
     check_quality_gate(summary, 0.05, 2)  # 4.4% is within 5%
     check_quality_gate(summary, 0.01, 40)  # 40 rows tolerated outright
 
@@ -163,20 +166,29 @@ def test_empty_interval_inside_the_source_range_gives_an_empty_partition(setting
         assert empty.dtypes.astype(str).to_dict() == reference.dtypes.astype(str).to_dict()
 
 
-@pytest.mark.parametrize("day", [date(2025, 12, 29), date(2026, 12, 30), date(2031, 1, 1)])
-def test_a_day_outside_the_replayed_year_is_refused_with_a_message_and_writes_nothing(settings, lake, day):
+def test_a_day_before_the_source_is_outside_it_and_writes_nothing(settings, lake):
     source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
     with pytest.raises(OutsideSourceCoverage) as err:
-        extract_to_staging("flights", USE_CASE.day(day), use_case=USE_CASE, source=source, lake=lake)
-    assert f"flights for {day} is outside the replayed source, which covers 2025-12-30 .. 2026-12-" in str(err.value)
+        extract_to_staging("flights", USE_CASE.day(date(2025, 12, 29)), use_case=USE_CASE, source=source, lake=lake, run=RUN)
+    assert "flights for 2025-12-29 is outside the replayed source, which covers 2025-12-30 .. 2026-12-29" in str(err.value)
     assert lake.list_keys("") == []
 
 
-def test_the_last_replayed_day_has_flights_but_no_weather(settings, lake):
+@pytest.mark.parametrize("day", [date(2026, 12, 30), date(2031, 1, 1)])
+def test_a_day_past_the_end_of_the_source_is_no_data_yet_not_a_skip(settings, lake, day):
+    source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
+    with pytest.raises(NoDataYet) as err:
+        extract_to_staging("flights", USE_CASE.day(day), use_case=USE_CASE, source=source, lake=lake, run=RUN)
+    assert not isinstance(err.value, OutsideSourceCoverage)  # callers that skip those must not skip this
+    assert f"flights for {day}: no data yet; the replayed source covers 2025-12-30 .. 2026-12-29" in str(err.value)
+    assert lake.list_keys("") == []
+
+
+def test_the_last_replayed_day_has_flights_but_no_weather_yet(settings, lake):
     """The source's weather ends on 2013-12-30: 2013-12-31 (replayed 2026-12-29) has flights only."""
     last = date(2013, 12, 31) + OFFSET
     assert ingest_day("flights", last, settings).rows == count_in_source(settings.source_url, "flights", last)
-    with pytest.raises(OutsideSourceCoverage, match="weather for 2026-12-29"):
+    with pytest.raises(NoDataYet, match="weather for 2026-12-29: no data yet"):
         ingest_day("weather", last, settings)
 
 
@@ -195,7 +207,7 @@ def test_the_last_replayed_day_has_flights_but_no_weather(settings, lake):
 def test_an_unreachable_source_names_its_url_without_the_password(lake, url, shown):
     source = SourceDatabase(url, replay_offset_days=4746, connect_timeout_s=2)
     with pytest.raises(SourceUnavailable) as err:
-        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
+        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake, run=RUN)
     assert f"cannot reach the source database {shown}" in str(err.value)
     assert 'server at "127.0.0.1", port 1 failed' in str(err.value)  # the driver's own reason, right host
     assert "cr3t" not in str(err.value) and err.value.__cause__ is None
@@ -220,7 +232,7 @@ def test_a_source_dialect_without_its_driver_says_what_to_install(lake, url, dri
 
     source = SourceDatabase(url, replay_offset_days=4746)
     with pytest.raises(DatabaseDriverMissing, match=driver) as err:
-        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
+        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake, run=RUN)
     assert "s3cr3t" not in str(err.value) and "airloop:***@127.0.0.1:1" in str(err.value)
     assert err.value.__cause__ is None and lake.list_keys("") == []
 
@@ -229,9 +241,10 @@ def test_a_source_dialect_without_its_driver_says_what_to_install(lake, url, dri
 def test_no_manifest_or_file_of_the_day_holds_the_source_password(settings, lake):
     url = f"{settings.source_url}?password=s3cr3t-q&api_key=s3cr3t-k"
     source = SourceDatabase(url, replay_offset_days=4746)
-    manifest = extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
+    manifest = extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake, run=RUN)
     assert manifest["source"]["url"] == f"{settings.source_url}?password=***&api_key=***"
-    validate_and_publish("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, replay_offset_days=4746)
+    validate_staged("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, run=RUN, replay_offset_days=4746)
+    publish_day(lake, RUN, ["flights"])
     keys = lake.list_keys("")
     assert {k.split("/")[0] for k in keys} == {"staging", "raw", "quarantine"}
     assert not [k for k in keys if b"s3cr3t" in lake.read_bytes(k)]
@@ -242,7 +255,7 @@ def test_a_missing_sqlite_source_is_not_created_empty_and_says_how_to_load_it(la
     source = SourceDatabase(f"sqlite:///{path}", replay_offset_days=4746)
     assert source.has_table("flights") is False
     with pytest.raises(SourceUnavailable, match="does not exist: load it with `airloop load-source`"):
-        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
+        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake, run=RUN)
     assert not path.exists()
 
 
@@ -254,70 +267,33 @@ def test_a_source_without_the_table_says_how_to_load_it(lake, tmp_path):
     engine.dispose()
     source = SourceDatabase(url, replay_offset_days=4746)
     with pytest.raises(SourceUnavailable, match="has no table 'flights': load it with `airloop load-source`"):
-        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
+        extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake, run=RUN)
     assert lake.list_keys("") == []
 
 
 def test_missing_columns_in_staging_raise_and_publish_nothing(settings, lake):
     ingest_day("flights", DAY, settings)
-    before = {k: lake.read_bytes(k) for k in lake.list_keys("raw/") + lake.list_keys("quarantine/")}
-    staged = read_partition_frame(lake, f"staging/flights/ds={DAY}")
+    before = {k: lake.read_bytes(k) for k in lake.list_keys("")}
+    source = SourceDatabase(settings.source_url, replay_offset_days=4746)
+    extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake, run=RUN)
+    staged = read_partition_frame(lake, RUN.prefix("staging", "flights"))
     publish_partition(
         lake,
-        f"staging/flights/ds={DAY}",
+        RUN.prefix("staging", "flights"),
         {"part.parquet": frame_to_parquet(staged.drop(columns=["distance"]).rename(columns={"carrier": "airline"}))},
-        require_manifest(lake, f"staging/flights/ds={DAY}"),
+        require_manifest(lake, RUN.prefix("staging", "flights")),
     )
     with pytest.raises(ContractError, match=r"missing required columns \['carrier', 'distance'\].*'airline'"):
-        validate_and_publish("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, replay_offset_days=4746)
-    assert {k: lake.read_bytes(k) for k in lake.list_keys("raw/") + lake.list_keys("quarantine/")} == before
+        validate_staged("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, run=RUN, replay_offset_days=4746)
+    # The published day is untouched; only the run's own area holds the broken delivery.
+    assert {k: lake.read_bytes(k) for k in lake.list_keys("") if not k.startswith("_ingest/")} == before
 
 
-def test_validating_a_day_that_was_never_staged_names_the_partition(lake):
+def test_validating_a_day_that_was_never_staged_names_the_run_area(lake):
     from airloop.core.storage import PartitionNotFound
 
-    with pytest.raises(PartitionNotFound, match=f"staging/flights/ds={DAY}"):
-        validate_and_publish("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, replay_offset_days=4746)
-
-
-@pytest.fixture(params=["local", "s3"])
-def ingest_lake(request, settings):
-    if request.param == "local":
-        return open_lake(settings)
-    endpoint = request.getfixturevalue("s3_env")
-    import uuid
-
-    lake = S3Lake(f"s3://airloop-ingest-{uuid.uuid4().hex[:10]}/lake", endpoint_url=endpoint)
-    lake.ensure_bucket()
-    return lake
-
-
-@pytest.mark.parametrize("fail_after", [0, 1, 2, 3], ids=["q-data", "q-manifest", "raw-data", "raw-manifest"])
-def test_storage_failing_mid_publish_keeps_the_previous_day(settings, ingest_lake, fail_after):
-    """An earlier good raw partition (a partial upstream delivery) survives a failed re-ingest."""
-    lake = ingest_lake
-    source = SourceDatabase(settings.source_url, replay_offset_days=4746)
-    extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)
-    staged = read_partition_frame(lake, f"staging/flights/ds={DAY}")
-    staged_manifest = require_manifest(lake, f"staging/flights/ds={DAY}")
-    publish_partition(lake, f"staging/flights/ds={DAY}", {"part.parquet": frame_to_parquet(staged.head(100))}, staged_manifest)
-    validate_and_publish("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, replay_offset_days=4746)
-    good_raw = read_partition_files(lake, f"raw/flights/ds={DAY}")
-    assert good_raw[0]["rows"] == 100
-
-    extract_to_staging("flights", USE_CASE.day(DAY), use_case=USE_CASE, source=source, lake=lake)  # the full day now
-    with pytest.raises(StorageError, match="simulated failure"):
-        validate_and_publish(
-            "flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=FailingLake(lake, fail_after), replay_offset_days=4746
-        )
-    assert read_partition_files(lake, f"raw/flights/ds={DAY}") == good_raw
-    assert len(read_partition_frame(lake, f"raw/flights/ds={DAY}")) == 100
-    assert list_partitions(lake, "raw/flights") == [f"raw/flights/ds={DAY}"]
-
-    # The retry succeeds and replaces the day whole.
-    summary = validate_and_publish("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, replay_offset_days=4746)
-    assert summary.rows == count_in_source(settings.source_url, "flights", DAY) > 100
-    assert len(read_partition_frame(lake, f"raw/flights/ds={DAY}")) == summary.valid_rows
+    with pytest.raises(PartitionNotFound, match=f"_ingest/ds={DAY}/run=test-run/staging/flights"):
+        validate_staged("flights", USE_CASE.day(DAY), use_case=USE_CASE, lake=lake, run=RUN, replay_offset_days=4746)
 
 
 def test_local_lake_is_the_default(settings):
@@ -333,13 +309,26 @@ def test_cli_ingest_skips_days_outside_the_source_and_reports_the_gate(settings,
     assert "skipped: weather for 2025-12-29 is outside the replayed source" in err
     assert json_rows(out) == [count_in_source(settings.source_url, "weather", date(2025, 12, 30))]
 
+    assert main(["ingest", "2026-12-28", "2026-12-29", "--table", "weather"]) == 1  # never a silent success
+    out, err = capsys.readouterr()
+    assert "not ingested, weather for 2026-12-29: no data yet" in err
+    assert json_rows(out) == [count_in_source(settings.source_url, "weather", date(2026, 12, 28))]
+
     monkeypatch.setenv("AIRLOOP_QUARANTINE_GATE_MIN_ROWS", "0")
     from airloop.core.config import get_settings
 
     get_settings.cache_clear()
     assert main(["ingest", "2026-02-10", "--table", "weather"]) == 1
-    assert "quality gate failed: weather 2026-02-10: 1 of 72 rows quarantined" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "quality gate failed: weather 2026-02-10: 1 of 72 rows quarantined" in err
+    assert "nothing of the day is published; the day's candidate rows" in err
+    assert main(["quarantine", "weather", "2026-02-10"]) == 1  # refused: not published
+    assert "PartitionNotFound" in capsys.readouterr().err
 
+    monkeypatch.delenv("AIRLOOP_QUARANTINE_GATE_MIN_ROWS")
+    get_settings.cache_clear()
+    assert main(["ingest", "2026-02-10", "--table", "weather"]) == 0
+    capsys.readouterr()
     assert main(["quarantine", "weather", "2026-02-10"]) == 0
     shown = capsys.readouterr().out
     assert "wind_speed: 1048.36058 above the maximum 200" in shown and "1 quarantined rows" in shown

@@ -24,34 +24,94 @@ def cmd_load_source(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    """Ingest each day and table like the DAG does; days outside the source are skipped with a message.
+    """Ingest each day like the DAG does: all tables of a day together, or none of them.
 
-    Returns 1 when a day fails the quality gate (its rows are published all the same, as in the DAG).
+    Days before the source are skipped with a message. Returns 1 when a day was not published:
+    no data yet (past the source's end), a contract failure (columns, volume) or the quality gate;
+    the message says why, and the day's published partitions are left as they were.
     """
     import sys
 
     from airloop.cli.output import print_json
     from airloop.core.usecase import load_use_case
-    from airloop.ingest import OutsideSourceCoverage, QualityGateError, check_quality_gate, ingest_day
+    from airloop.ingest import ContractError, NoDataYet, OutsideSourceCoverage, QualityGateError, ingest_tables
 
     settings = _settings()
     use_case = load_use_case(settings.use_case)
     first, last = use_case.day(args.start), use_case.day(args.end or args.start)
     failed = 0
     for day in first.range_to(last):
-        for table in args.table:
-            try:
-                summary = ingest_day(table, day, settings)
-            except OutsideSourceCoverage as exc:
-                print(f"skipped: {exc}", file=sys.stderr)
-                continue
+        try:
+            summaries, _ = ingest_tables(day, settings, args.table)
+        except OutsideSourceCoverage as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            continue
+        except NoDataYet as exc:
+            print(f"not ingested, {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        except QualityGateError as exc:
+            print(f"quality gate failed: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        except ContractError as exc:
+            print(f"contract failed ({type(exc).__name__}): {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        for summary in summaries.values():
             print_json(summary.as_dict())
-            try:
-                check_quality_gate(summary, settings.max_quarantine_share, settings.quarantine_gate_min_rows)
-            except QualityGateError as exc:
-                print(f"quality gate failed: {exc}", file=sys.stderr)
-                failed += 1
     return 1 if failed else 0
+
+
+def cmd_calibrate_volume(args) -> int:
+    """Replay the volume rule over the whole source and print the ratios and the band they call for."""
+    from airloop.cli.output import print_json
+    from airloop.core.usecase import load_use_case
+    from airloop.ingest import VolumePolicy, calibrate, suggest_band
+    from airloop.ingest.source import SourceDatabase
+
+    settings = _settings()
+    use_case = load_use_case(settings.use_case)
+    source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
+    policy = VolumePolicy.from_settings(settings)
+    tables = args.table or list(use_case.tables)
+    results = {t: calibrate(t, source.daily_rows(use_case.table(t), use_case.timezone), policy) for t in tables}
+    low, high = suggest_band([r for c in results.values() for r in c.ratios], headroom=args.headroom, step=args.step)
+    shift = settings.replay_offset_days
+
+    def row(check) -> dict:
+        from datetime import timedelta
+
+        return {"day": str(check.day), "source_day": str(check.day - timedelta(days=shift)), "weekday": f"{check.day:%a}",
+                "rows": check.rows, "median": check.median, "ratio": round(check.ratio, 4)}  # fmt: skip
+
+    report = {"policy": {"weeks": policy.weeks, "min_history": policy.min_history},
+              "configured_band": [policy.low, policy.high], "suggested_band": [low, high],
+              "headroom": args.headroom, "tables": {}}  # fmt: skip
+    for table, cal in results.items():
+        lowest, highest = cal.extremes(args.show)
+        report["tables"][table] = {
+            "days": len(cal.checks), "checked": len(cal.ratios),
+            "quantiles": {k: round(v, 4) for k, v in cal.quantiles().items()},
+            "lowest": [row(c) for c in lowest], "highest": [row(c) for c in highest],
+            "fail_under_configured_band": [row(c) for c in cal.failures(policy)],
+        }  # fmt: skip
+    if args.json:
+        print_json(report)
+    else:
+        print(f"volume rule: same weekday over {policy.weeks} weeks, at least {policy.min_history} known")
+        for table, t in report["tables"].items():
+            print(f"\n{table}: {t['checked']} of {t['days']} days checked; ratio to the trailing median "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in t["quantiles"].items()))  # fmt: skip
+            for label in ("lowest", "highest"):
+                print(f"  {label}:")
+                for r in t[label]:
+                    print(f"    {r['day']} ({r['weekday']}, source {r['source_day']}) {r['rows']:>6} rows / median {r['median']:g} = {r['ratio']:.3f}")
+            print(f"  failing under the configured band {policy.band()}: {len(t['fail_under_configured_band'])}")
+        print(f"\nsuggested band (headroom {args.headroom:.0%}, rounded outward to {args.step:g}): [{low:g}, {high:g}]")
+        print(f"configured band: {policy.band()} (AIRLOOP_VOLUME_BAND_LOW/HIGH)")
+    failing = sum(len(t["fail_under_configured_band"]) for t in report["tables"].values())
+    return 1 if failing else 0
 
 
 def cmd_partitions(args) -> int:
@@ -136,6 +196,14 @@ def add_commands(sub) -> None:
     p.add_argument("end", nargs="?", help="last day (inclusive)")
     p.add_argument("--table", action="append", default=None, help="table (repeatable); default all")
     p.set_defaults(func=lambda a: cmd_ingest(_with_tables(a)))
+
+    p = sub.add_parser("calibrate-volume", help="ratio of every source day to its trailing same-weekday median, and the band")
+    p.add_argument("--table", action="append", default=None, help="table (repeatable); default all")
+    p.add_argument("--headroom", type=float, default=0.1, help="widen the observed extremes by this share (0.1)")
+    p.add_argument("--step", type=float, default=0.05, help="round the band outward to this step (0.05)")
+    p.add_argument("--show", type=int, default=5, help="how many lowest and highest days to list")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_calibrate_volume)
 
     p = sub.add_parser("partitions", help="list published partitions with their manifests")
     p.add_argument("zone", help="zone prefix, e.g. raw/flights or quarantine/weather")

@@ -166,3 +166,19 @@ class SourceDatabase:
             )
             frame = pd.read_sql(statement, conn, params={"window_start": source_start, "window_end": source_end})
         return Extract(table.name, frame, query, source_start, source_end)
+
+    def daily_rows(self, table: "SourceTable", timezone: str) -> dict:
+        """Rows of ``table`` per replayed local day of ``timezone`` (``date -> count``), the whole source.
+
+        The same day boundaries as :meth:`extract` with a :class:`~airloop.core.dates.LogicalDay`'s
+        window: what the volume check's calibration counts.
+        """
+        import pandas as pd
+        from sqlalchemy import text
+
+        col = self._quote(table.time_column)
+        with self._connect() as conn:
+            frame = pd.read_sql(text(f"SELECT {col} AS t FROM {self._quote(table.name)}"), conn)
+        instants = pd.to_datetime(frame["t"], utc=True) + self.shift
+        days = instants.dt.tz_convert(timezone).dt.date
+        return {day: int(n) for day, n in days.value_counts().sort_index().items()}
