@@ -123,7 +123,7 @@ def calibrate(
     :param context_columns: columns that are context whatever their variability (the use case's).
     :raises MonitorInputError: on a missing day column or fewer than ``window_days`` days.
     """
-    from airloop.monitoring.drift import split_columns
+    from airloop.monitoring.columns import split_columns
     from airloop.monitoring.effects import _numeric, psi_categorical, psi_numeric
     from airloop.monitoring.metrics import is_context_column
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from airloop.monitoring.config import LABEL_COLUMN, MonitorConfig
+from airloop.monitoring.calibration import CONTEXT, UNCALIBRATED_PSI
+from airloop.monitoring.columns import NOT_MONITORED, split_columns  # noqa: F401  (public here too)
+from airloop.monitoring.config import MonitorConfig
 from airloop.monitoring.metrics import is_context_column, parse_drift_json, policy_drift_share
 from airloop.monitoring.render import snapshot_html
 from airloop.monitoring.result import DRIFT, OK, SKIPPED, ReportResult
@@ -29,42 +31,6 @@ if TYPE_CHECKING:
 
     from airloop.core.dates import LogicalDay
     from airloop.monitoring.calibration import DriftCalibration
-
-# Columns never tested for drift: those that identify or time a row rather than describe it, and
-# calendar columns that are constant within a daily partition by construction (one day's
-# day_of_week against a reference spread over every weekday "drifts" every day: a false alarm).
-NOT_MONITORED = frozenset(
-    {
-        LABEL_COLUMN, "model_version", "ds", "event_timestamp", "sched_dep_ts", "time_hour", "flight",
-        "tailnum", "year", "month", "day", "day_of_week", "minute", "prediction_time", "scored_at",
-        "arr_delay", "dep_delay", "dep_time", "arr_time", "air_time", "flight_id", "row_id",
-    }
-)  # fmt: skip
-
-
-def split_columns(reference: "pd.DataFrame", current: "pd.DataFrame", columns: list[str] | None = None):
-    """Choose the columns to test: shared by both sides, not identifiers, not entirely null.
-
-    :returns: ``(numerical, categorical, null_columns)``; ``null_columns`` are shared columns
-        entirely null on at least one side (Evidently cannot test them; they are reported).
-    """
-    import pandas as pd
-
-    shared = [c for c in (columns or list(current.columns)) if c in reference.columns and c in current.columns]
-    numerical, categorical, null_columns = [], [], []
-    for col in shared:
-        if col in NOT_MONITORED:
-            continue
-        if reference[col].isna().all() or current[col].isna().all():
-            null_columns.append(col)
-            continue
-        dtype = reference[col].dtype
-        if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
-            categorical.append(col)
-        else:
-            numerical.append(col)
-    return numerical, categorical, null_columns
-
 
 def _sample(frame: "pd.DataFrame", rows: int, seed: int = 0) -> "pd.DataFrame":
     return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
@@ -198,8 +164,6 @@ def drift_signal(effects: dict[str, dict], calibration: "DriftCalibration | None
     not know is a policy column at the uncalibrated PSI); without, the use case's context columns
     are left out and every other column breaches at :data:`UNCALIBRATED_PSI`.
     """
-    from airloop.monitoring.calibration import CONTEXT, UNCALIBRATED_PSI
-
     per_column, breached, counted = {}, [], 0
     for col, e in sorted(effects.items()):
         role = calibration.role(col) if calibration is not None else None
