@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain
 
 from airloop.deploy.dagconfig import DS_PATTERN, TIMEZONE, default_args
 from airloop.deploy.routing import resource_kwargs
+from airloop.training.approval import ApprovalSettings
 from airloop_plugins.assets import DRIFT, MODEL
 from airloop_plugins.operators.training import (
     ChampionChallengerOperator,
@@ -40,9 +41,18 @@ asset, **or** by hand with the params below. Five tasks:
 5. **promote_or_keep**: promotes (updates the **model** asset) or records the refusal and is
    *skipped*.
 
+With `AIRLOOP_PROMOTION_APPROVAL=approve`, **approve_promotion** runs between 4 and 5: a promotion
+the gate allowed waits for a person in the UI's *Required actions* (challenger against champion,
+overall and per slice, guardrails, link to the model card). Approve promotes; Reject (with a
+reason) or no answer within `AIRLOOP_APPROVAL_TIMEOUT_HOURS` keeps the champion. The registry's
+history names who decided. Every version's model card is on the Airloop *Model versions* page.
+
 Params: window, `num_boost_round` / `max_depth` / `learning_rate` overrides, `device`, `reason`.
 CLI: `airloop models`, `airloop model-history`, `airloop rollback`.
 """
+
+# AIRLOOP_PROMOTION_APPROVAL: auto (the gate decides) or approve (a person confirms each promotion).
+APPROVAL = ApprovalSettings.from_env()
 
 with DAG(
     dag_id="train_model",
@@ -98,6 +108,7 @@ with DAG(
     register = ModelRegisterOperator(
         task_id="register",
         candidate="{{ ti.xcom_pull(task_ids='train')['candidate_prefix'] }}",
+        decision="{{ ti.xcom_pull(task_ids='evaluate') }}",
         **resource_kwargs("default"),
     )
     promote = ModelPromoteOperator(
@@ -106,6 +117,21 @@ with DAG(
         decision="{{ ti.xcom_pull(task_ids='evaluate') }}",
         reason="{{ params.reason }} (window: {{ ti.xcom_pull(task_ids='build_training_set')['window_source'] }})",
         outlets=[MODEL],
+        approval="{{ ti.xcom_pull(task_ids='approve_promotion') }}" if APPROVAL.required else None,
         **resource_kwargs("default"),
     )
-    training_set >> train >> evaluate >> register >> promote
+    if APPROVAL.required:
+        from airloop_plugins.operators.approval import PromotionApprovalOperator, approval_notifier
+
+        approve = PromotionApprovalOperator(
+            task_id="approve_promotion",
+            version="{{ ti.xcom_pull(task_ids='register')['version'] }}",
+            decision="{{ ti.xcom_pull(task_ids='evaluate') }}",
+            timeout_hours=APPROVAL.timeout_hours,
+            assigned_users=[{"id": user, "name": user} for user in APPROVAL.approvers] or None,
+            notifiers=[approval_notifier()],
+            **resource_kwargs("default"),
+        )
+        chain(training_set, train, evaluate, register, approve, promote)
+    else:
+        chain(training_set, train, evaluate, register, promote)

@@ -108,14 +108,15 @@ class TrainingSetOperator(_ModelStageOperator):
         return [date.fromisoformat(p.rsplit("ds=", 1)[-1]) for p in prefixes]
 
     def execute(self, context):
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from airloop.features import build_training_set
+        from airloop.features import build_training_set, MissingFeaturePartition, MissingRawPartition
         from airloop.training import SuggestedWindow, WindowError, publish_training_set, resolve_window
 
         events = context.get("triggering_asset_events") or {}
         extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
         days = int(self.window_days) if self.window_days not in (None, "", "None") else self.spec.window_days
+        available = None
         try:
             suggested = [
                 SuggestedWindow(
@@ -126,19 +127,25 @@ class TrainingSetOperator(_ModelStageOperator):
                 for extra in extras
                 if extra.get("window_end")
             ]
+            available = None if (_blank(self.window_start) or extras) else self.available_days()
             start, end, source = resolve_window(
                 window_start=self.window_day(self.window_start, "window_start"),
                 window_end=self.window_day(self.window_end, "window_end"),
                 suggested=suggested,
-                available_days=None if (_blank(self.window_start) or extras) else self.available_days(),
+                available_days=available,
                 window_days=days,
             )
         except WindowError as exc:
+            if available == []:  # nothing ingested yet: not a fault, and a retry cannot help
+                raise AirflowSkipException(f"inputs not there yet: {exc}") from None
             raise AirflowFailException(str(exc)) from None
         self.log.info("Training window %s .. %s (%s)", start, end, source)
-        training_set = build_training_set(
-            start, end, settings=self.settings, feature_service=_blank(self.feature_service), lake=self.lake_hook.lake
-        )
+        try:
+            training_set = build_training_set(
+                start, end, settings=self.settings, feature_service=_blank(self.feature_service), lake=self.lake_hook.lake
+            )
+        except (MissingFeaturePartition, MissingRawPartition) as exc:  # upstream days not computed yet
+            raise AirflowSkipException(f"inputs not there yet for the window {start} .. {end}: {exc}") from None
         summary = publish_training_set(training_set, self.lake_hook.lake)
         self.log.info(
             "Training set %s: %d rows, %d features, feature service %s, stored at %s",
@@ -298,39 +305,55 @@ class ModelPromoteOperator(_ModelStageOperator):
     ``extra={"model_name", "version", "previous_version", "action"}``; a refusal skips the task,
     so no asset event is emitted and the run shows the champion was kept.
 
+    With ``approval`` (the answer of ``PromotionApprovalOperator``, when
+    ``AIRLOOP_PROMOTION_APPROVAL=approve``), a person's review decides over a promotion the gate
+    allowed (:func:`airloop.training.approval.apply_review`): approved promotes, rejected or no
+    answer in time keeps the champion; the history names who decided and why.
+
     :param version: the registered version (templated).
     :param decision: the gate's decision dict (templated, from the evaluate task).
     :param reason: why this run trained (templated, recorded in the history).
+    :param approval: the review dict (templated, from the approval task), or None.
     """
 
-    template_fields = ("version", "decision", "reason")
+    template_fields = ("version", "decision", "reason", "approval")
     ui_color = "#b6d7a8"
 
-    def __init__(self, *, version, decision, reason: str = "", **kwargs):
+    def __init__(self, *, version, decision, reason: str = "", approval=None, **kwargs):
         super().__init__(**kwargs)
         self.version = version
         self.decision = decision
         self.reason = reason
+        self.approval = approval
 
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from airloop.registry import PromotionConflict
         from airloop.training import apply_decision
+        from airloop.training.approval import apply_review
 
         registry = self.registry_hook.registry
         mv = registry.get(self.spec.name, int(self.version))
         decision = self.decision if isinstance(self.decision, dict) else _parse(self.decision)
+        review = _blank(self.approval)
+        review = review if review is None or isinstance(review, dict) else _parse(review)
+        try:
+            decision, reviewer = apply_review(decision, review)
+        except ValueError as exc:
+            raise AirflowFailException(f"cannot apply the review {review!r}: {exc}") from None
+        actor = f"{reviewer} via {self.run_id(context)}" if reviewer else self.actor(context)
         try:
             entry = apply_decision(
-                decision, mv, registry=registry, actor=self.actor(context), run_id=self.run_id(context),
+                decision, mv, registry=registry, actor=actor, run_id=self.run_id(context),
                 reason=_blank(self.reason) or "",
             )  # fmt: skip
         except PromotionConflict as exc:
             raise AirflowFailException(str(exc)) from None
         if entry.action == "refuse":
             self.log.info("Kept the champion (%s); %s is rejected: %s", _v(entry.to_version), mv.label, decision["reason"])
-            raise AirflowSkipException(f"gate kept the champion: {decision['reason']}")
+            who = "review" if (review or {}).get("asked") else "gate"
+            raise AirflowSkipException(f"{who} kept the champion: {decision['reason']}")
         self.log.info("Promoted %s to champion (was %s): %s", mv.label, _v(entry.from_version), entry.reason)
         extra = {"model_name": mv.model_name, "version": mv.version, "previous_version": entry.from_version, "action": "promote"}
         for outlet in self.outlets or []:
