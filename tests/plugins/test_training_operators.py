@@ -23,8 +23,10 @@ from airloop_plugins.operators.training import (
 
 from training_data import synthetic_training_set
 
+from airloop_plugins.operators.approval import PromotionApprovalOperator
+
 OPERATORS = [TrainingSetOperator, ModelTrainOperator, ChampionChallengerOperator, ModelRegisterOperator,
-             ModelPromoteOperator, ModelRollbackOperator]  # fmt: skip
+             ModelPromoteOperator, ModelRollbackOperator, PromotionApprovalOperator]  # fmt: skip
 
 # Every task of the training DAGs and the resource profile it must run on.
 EXPECTED_PROFILES = {
@@ -98,7 +100,7 @@ def run_training(stack, run_id: str, overrides=None) -> tuple[dict, dict, dict]:
     trained = ModelTrainOperator(task_id="train", training_set=stack.prefix, overrides=overrides, device="cuda").execute(ctx)
     decision = ChampionChallengerOperator(task_id="evaluate", training_set=stack.prefix,
                                           candidate=trained["candidate_prefix"]).execute(ctx)  # fmt: skip
-    registered = ModelRegisterOperator(task_id="register", candidate=trained["candidate_prefix"]).execute(ctx)
+    registered = ModelRegisterOperator(task_id="register", candidate=trained["candidate_prefix"], decision=decision).execute(ctx)
     promote = ModelPromoteOperator(task_id="promote_or_keep", version=str(registered["version"]), decision=decision,
                                    reason="test", outlets=[MODEL])  # fmt: skip
     return trained, decision, {"op": promote, "ctx": ctx, "version": registered["version"]}
@@ -166,8 +168,9 @@ def test_bad_training_data_fails_without_retry_and_writes_nothing(settings, lake
 
 
 def test_training_set_without_any_window_source_fails_clearly(settings):
+    # Nothing ingested yet (a fresh start): inputs not there yet, a skip with the reason, no retries.
     op = TrainingSetOperator(task_id="build_training_set", window_start="None", window_end="None", window_days="None")
-    with pytest.raises(AirflowFailException, match="no training window"):
+    with pytest.raises(AirflowSkipException, match="inputs not there yet: no training window.*ingest some partitions first"):
         op.execute(context("run-1"))
     op = TrainingSetOperator(task_id="build_training_set", window_start="2026-03-05", window_end="None")
     with pytest.raises(AirflowFailException, match="give both"):
@@ -192,6 +195,21 @@ def test_training_set_window_bounds_are_parsed_once_at_the_operator(settings, bo
         op.execute(context("run-1", events=events))
 
 
+def test_training_set_skips_a_window_whose_features_are_not_computed_yet(settings, lake):
+    """Raw days ingested, their features not computed yet (e.g. the raw lookback of a fresh
+    start): a skip naming what is missing, not a failure that burns retries."""
+    from airloop import features as F
+
+    from feature_helpers import D1, D2, leakage_lake
+
+    leakage_lake(lake)
+    F.apply_definitions(settings)
+    op = TrainingSetOperator(task_id="build_training_set", window_start=str(D1), window_end=str(D2))
+    with pytest.raises(AirflowSkipException, match=rf"inputs not there yet for the window {D1} \.\. {D2}: feature partition"):
+        op.execute(context("run-1"))
+    assert lake.list_keys("training_sets/") == []
+
+
 def test_training_set_window_comes_from_the_drift_event(settings, capsys):
     """An asset-triggered run has no logical date: the window is the drift event's suggestion
     (the build then stops: this empty lake has no feature store applied and no partitions)."""
@@ -204,3 +222,159 @@ def test_training_set_window_comes_from_the_drift_event(settings, capsys):
     with pytest.raises(FeatureError):
         op.execute(context("asset-run", events={DRIFT: [event]}))
     assert "Training window 2026-02-01 .. 2026-04-29 (drift event window" in capsys.readouterr().out
+
+
+# --- the human gate (AIRLOOP_PROMOTION_APPROVAL=approve) ------------------------------------------
+
+
+def approval_op(decision, version, **kwargs):
+    from airloop_plugins.operators.approval import PromotionApprovalOperator, approval_notifier
+
+    return PromotionApprovalOperator(task_id="approve_promotion", version=str(version), decision=decision,
+                                     timeout_hours=6, notifiers=[approval_notifier()], **kwargs)  # fmt: skip
+
+
+def hitl_context(op, run_id: str) -> dict:
+    ti = SimpleNamespace(id="0199-ti", dag_id="train_model", run_id=run_id, task_id=op.task_id, map_index=-1)
+    return {**context(run_id), "task": op, "task_instance": ti, "ti": ti}
+
+
+def answer(option: str | None, user: str | None = None, comment: str | None = None, timedout: bool = False) -> dict:
+    from datetime import datetime, timezone
+
+    return {"chosen_options": [option], "params_input": {"comment": comment},
+            "responded_at": datetime(2026, 6, 15, 9, 30, tzinfo=timezone.utc),
+            "responded_by_user": {"id": user, "name": user} if user else None, "timedout": timedout}  # fmt: skip
+
+
+def review(decision, version, run_id, event, monkeypatch):
+    """The approval task as the scheduler drives it: execute parks it, the answer resumes it."""
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    import airflow.providers.standard.operators.hitl as hitl
+
+    requests = []
+    monkeypatch.setattr(hitl, "upsert_hitl_detail", lambda **kw: requests.append(kw))  # the Execution API edge
+    op = approval_op(decision, version)
+    ctx = hitl_context(op, run_id)
+    with pytest.raises(TaskAwaitingInput) as parked:
+        op.execute(ctx)
+    assert parked.value.method_name == "execute_complete" and parked.value.timeout.total_seconds() == 6 * 3600
+    (request,) = requests
+    assert request["options"] == ["Approve", "Reject"] and request["defaults"] == ["Reject"]
+    return op.execute_complete(ctx, event), request
+
+
+def test_approval_approve_reject_and_timeout_on_the_registry(stack, monkeypatch):
+    monkeypatch.setenv("AIRLOOP_GPU_POLICY", "fallback")
+    registry, name = stack.registry, "flight_delay_xgb"
+
+    # v1 beats the baseline; alice approves: v1 is the champion, the history names her.
+    _, decision, p = run_training(stack, "run-1", overrides={"max_depth": 1})
+    assert decision["promote"], decision["reason"]
+    approved, request = review(decision, p["version"], "run-1", answer("Approve", "alice", "looks good"), monkeypatch)
+    assert approved["outcome"] == "approved" and approved["by"] == "alice" and approved["at"] == "2026-06-15T09:30:00+00:00"
+    assert request["subject"] == "Promote flight_delay_xgb v1 over baseline? (none stays without approval)"
+    assert "/airloop/models/flight_delay_xgb/versions/1/card" in request["body"] and "| EWR |" in request["body"]
+    p["op"].approval = approved
+    assert p["op"].execute(p["ctx"])["action"] == "promote"
+    entry = registry.history(name)[-1]
+    assert registry.champion(name).version == 1
+    assert entry.actor == "alice via train_model/run-1" and "approved by alice: looks good" in entry.reason
+    assert entry.details["review"]["outcome"] == "approved"
+
+    # v2 passes the gate (deeper trees) but bob rejects it: v1 stays, v2 is rejected with his reason.
+    _, better, p2 = run_training(stack, "run-2", overrides={"max_depth": 3})
+    assert better["promote"] and better["incumbent"] == "champion v1", better["reason"]
+    rejected, request = review(better, p2["version"], "run-2", answer("Reject", "bob", "wait for the holiday data"), monkeypatch)
+    assert "| guardrail |" in request["body"] and "champion v1" in request["body"]
+    p2["op"].approval = rejected
+    with pytest.raises(AirflowSkipException, match="review kept the champion: kept champion v1: rejected by bob: wait for the holiday data"):
+        p2["op"].execute(p2["ctx"])
+    assert MODEL not in p2["ctx"]["outlet_events"]
+    assert registry.champion(name).version == 1 and registry.get(name, p2["version"]).status == "rejected"
+    entry = registry.history(name)[-1]
+    assert (entry.action, entry.candidate_version, entry.actor) == ("refuse", p2["version"], "bob via train_model/run-2")
+    assert "rejected by bob: wait for the holiday data" in registry.get(name, p2["version"]).status_reason
+
+    # v3 passes the gate; nobody answers: the scheduler applies the default (Reject) at the timeout.
+    _, again, p3 = run_training(stack, "run-3", overrides={"max_depth": 4})
+    assert again["promote"], again["reason"]
+    timed_out, _ = review(again, p3["version"], "run-3", answer("Reject", None, timedout=True), monkeypatch)
+    assert timed_out["outcome"] == "timed_out" and timed_out["by"] is None
+    p3["op"].approval = timed_out
+    with pytest.raises(AirflowSkipException, match="no approval within 6 h"):
+        p3["op"].execute(p3["ctx"])
+    assert registry.champion(name).version == 1 and registry.get(name, p3["version"]).status == "rejected"
+    assert registry.history(name)[-1].actor == "train_model/run-3"  # nobody decided: the run is the actor
+
+
+def test_approval_is_not_asked_when_the_gate_kept_the_champion(stack, monkeypatch):
+    import airflow.providers.standard.operators.hitl as hitl
+
+    monkeypatch.setenv("AIRLOOP_GPU_POLICY", "fallback")
+    run_training(stack, "run-1", overrides={"max_depth": 1})[2]["op"].execute(context("run-1"))
+    _, refused, p2 = run_training(stack, "run-2", overrides={"num_boost_round": 1, "max_depth": None})
+    monkeypatch.setattr(hitl, "upsert_hitl_detail", lambda **kw: pytest.fail("no approval must be requested"))
+    op = approval_op(refused, p2["version"])
+    result = op.execute(hitl_context(op, "run-2"))
+    assert result == {"asked": False, "reason": refused["reason"]}
+    p2["op"].approval = result
+    with pytest.raises(AirflowSkipException, match="gate kept the champion: kept champion v1"):
+        p2["op"].execute(p2["ctx"])
+    assert stack.registry.history("flight_delay_xgb")[-1].actor == "train_model/run-2"
+
+
+def test_approval_timeout_without_defaults_and_bad_answers(stack, monkeypatch):
+    from airloop.training.approval import apply_review
+
+    op = approval_op({"promote": True, "reason": "r"}, 1)
+    ctx = hitl_context(op, "run-1")
+    timed_out = op.execute_complete(ctx, {"error": "no response", "error_type": "timeout"})
+    assert timed_out["outcome"] == "timed_out" and timed_out["timeout_hours"] == 6
+    with pytest.raises(ValueError, match="not in"):
+        op.execute_complete(ctx, answer("Maybe", "eve"))
+    with pytest.raises(ValueError, match="review outcome must be one of"):
+        apply_review({"promote": True, "reason": "r"}, {"asked": True, "outcome": "perhaps"})
+    with pytest.raises(ValueError, match="the gate did not promote"):
+        apply_review({"promote": False, "reason": "r"}, {"asked": True, "outcome": "approved", "by": "eve"})
+
+
+def test_approval_notifier_says_what_waits_and_where(stack, monkeypatch, caplog):
+    import logging
+
+    from airloop_plugins.operators.approval import approval_notifier
+
+    monkeypatch.setenv("AIRLOOP_GPU_POLICY", "fallback")
+    monkeypatch.delenv("AIRLOOP_ALERT_CONN_ID", raising=False)
+    _, decision, p = run_training(stack, "run-1", overrides={"max_depth": 1})
+    op = approval_op(decision, p["version"], assigned_users=[{"id": "alice", "name": "alice"}])
+    ctx = hitl_context(op, "run-1")
+    op.prepare_review(ctx, decision)
+    notifier = approval_notifier()
+    body = notifier.payload(ctx)
+    assert body["event"] == "approval" and body["approval"]["assigned_users"] == ["alice"]
+    assert body["approval"]["model_card"].endswith("/airloop/models/flight_delay_xgb/versions/1/card")
+    assert notifier.subject(body) == "[airloop] decision waits: Promote flight_delay_xgb v1 over baseline? (none stays without approval)"
+    with caplog.at_level(logging.WARNING):
+        notifier.notify(ctx)
+    assert "decision waits" in caplog.text
+
+
+def test_approval_settings_are_validated(monkeypatch):
+    from airloop.core.config import SettingsError
+    from airloop.training.approval import ApprovalSettings
+
+    monkeypatch.delenv("AIRLOOP_PROMOTION_APPROVAL", raising=False)
+    assert ApprovalSettings.from_env() == ApprovalSettings("auto", 48.0, ())
+    monkeypatch.setenv("AIRLOOP_PROMOTION_APPROVAL", " Approve ")
+    monkeypatch.setenv("AIRLOOP_APPROVERS", "alice,,bob ")
+    assert ApprovalSettings.from_env().required and ApprovalSettings.from_env().approvers == ("alice", "bob")
+    monkeypatch.setenv("AIRLOOP_PROMOTION_APPROVAL", "yes")
+    with pytest.raises(SettingsError, match="AIRLOOP_PROMOTION_APPROVAL must be one of auto, approve .* got 'yes'"):
+        ApprovalSettings.from_env()
+    monkeypatch.setenv("AIRLOOP_PROMOTION_APPROVAL", "approve")
+    for bad, message in (("0", "between 0.01 and 720"), ("two", "must be a number"), ("nan", "finite")):
+        monkeypatch.setenv("AIRLOOP_APPROVAL_TIMEOUT_HOURS", bad)
+        with pytest.raises(SettingsError, match=f"AIRLOOP_APPROVAL_TIMEOUT_HOURS {message}|AIRLOOP_APPROVAL_TIMEOUT_HOURS must be {message}"):
+            ApprovalSettings.from_env()
