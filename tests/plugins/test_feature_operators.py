@@ -89,13 +89,41 @@ def test_dag_run_applies_computes_and_materializes_a_partition(settings, lake):
     assert report.ok, report.mismatches
 
 
-def test_compute_fails_naming_a_missing_raw_partition(settings, lake):
+def test_compute_skips_naming_every_missing_raw_partition_and_the_backfill(settings, lake, caplog):
+    """Raw history not ingested yet is not a fault: a skip (no retries) with the reason and the fix."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
     leakage_lake(lake)
     lake.delete(lake.list_keys(f"raw/weather/ds={D1}/"))
+    lake.delete(lake.list_keys(f"raw/flights/ds={D0}/"))
     op = FeatureComputeOperator(task_id="compute_features", ds=str(D1))
-    with pytest.raises(F.MissingRawPartition, match=f"raw/weather/ds={D1}"):
+    with pytest.raises(AirflowSkipException) as skipped:
         op.execute(context())
+    reason = str(skipped.value)
+    assert reason.startswith(f"inputs not there yet: features of {D1} need raw history")
+    assert f"flights {D0}" in reason and f"weather {D1}" in reason  # every missing day, per table
+    assert f"make backfill DAG=ingest_flights FROM={D0} TO={D1}" in reason
     assert lake.list_keys("features/") == []
+
+
+def test_compute_fails_without_retry_when_the_computation_does_not_match_the_definition(settings, lake, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    def mismatch(*args, **kwargs):
+        raise F.FeatureSchemaMismatch("computed columns ['x'] do not match")
+
+    monkeypatch.setattr(F, "compute_features", mismatch)
+    with pytest.raises(AirflowFailException, match="FeatureSchemaMismatch: computed columns"):
+        FeatureComputeOperator(task_id="compute_features", ds=str(D1)).execute(context())
+
+
+def test_materialize_skips_a_day_whose_features_are_not_computed(settings, lake):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    leakage_lake(lake)
+    F.apply_definitions(settings)
+    with pytest.raises(AirflowSkipException, match=f"inputs not there yet: feature partition .*ds={D1}"):
+        FeastMaterializeOperator(task_id="m", ds=str(D1), overlap_days=1).execute(context())
 
 
 def test_materialize_overlap_skips_a_missing_earlier_day(settings, lake):

@@ -12,8 +12,11 @@ from airloop_plugins.operators.base import PartitionedOperator
 class FeatureComputeOperator(PartitionedOperator):
     """Compute day ``ds``'s partition of every feature view from the raw zone (``features/<view>/ds=<ds>/``).
 
-    Fails, naming the date and path, when a raw partition it needs is missing (nothing is
-    written); a rerun publishes identical bytes.
+    Raw partitions it needs that are not ingested yet (a fresh start has less raw history than
+    the views' lookback; a backfill's days finish out of order) are not a fault: the task is
+    *skipped*, its log naming every missing day and the backfill that brings them, and nothing
+    is written. A computation that does not match the Feast definitions fails at once, without
+    retries (a retry computes the same thing). A rerun publishes identical bytes.
 
     :param ds: partition date ``YYYY-MM-DD`` (templated); resolved from the run when omitted.
     :param views: restrict to these feature views (default: all).
@@ -31,14 +34,33 @@ class FeatureComputeOperator(PartitionedOperator):
         return LakeHook()
 
     def execute(self, context):
-        from airloop.features import compute_features
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from airloop.features import compute_features, FeatureSchemaMismatch, MissingRawPartition
 
         day = self.logical_day(context)
-        manifests = compute_features(day, settings=self.settings, views=self.views or None, lake=self.lake_hook.lake)
+        try:
+            manifests = compute_features(day, settings=self.settings, views=self.views or None, lake=self.lake_hook.lake)
+        except MissingRawPartition as exc:
+            reason = inputs_not_ready(day, exc)
+            self.log.warning("%s", reason)
+            raise AirflowSkipException(reason) from None
+        except FeatureSchemaMismatch as exc:
+            raise AirflowFailException(f"FeatureSchemaMismatch: {exc}") from None
         for view, manifest in manifests.items():
             self.log.info("Published %d rows of %s at %s from %d raw partitions",
                           manifest["rows"], view, manifest["partition"], len(manifest["raw_partitions"]))
         return {"ds": day.key, "rows": {view: m["rows"] for view, m in manifests.items()}}
+
+
+def inputs_not_ready(day, exc) -> str:
+    """The skip reason for a day whose raw history is not all ingested: what, and what to do."""
+    days = sorted(d for missing in exc.missing.values() for d in missing)
+    return (
+        f"inputs not there yet: features of {day} need raw history that is not ingested. {exc} "
+        f"To compute them: make backfill DAG=ingest_flights FROM={days[0]} TO={days[-1]}, "
+        f"then clear this task (or `airloop features compute {day}`)."
+    )
 
 
 class FeastApplyOperator(PartitionedOperator):
@@ -69,7 +91,8 @@ class FeastMaterializeOperator(PartitionedOperator):
 
     The overlap re-reads recent partitions so late corrections reach the online store; an entity
     whose online value is newer than what a (backfill) run would write keeps it. Its outlet
-    assets get ``extra={"ds", "rows", "written"}``.
+    assets get ``extra={"ds", "rows", "written"}``. When day ``ds``'s feature partition is not
+    computed yet the task is skipped with that reason (no asset event).
 
     :param ds: partition date (templated); resolved from the run when omitted.
     :param overlap_days: days before ``ds`` to load again (templated).
@@ -91,9 +114,17 @@ class FeastMaterializeOperator(PartitionedOperator):
         return LakeHook()
 
     def execute(self, context):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airloop.features import MissingFeaturePartition
+
         day = self.logical_day(context)
         start = day.shift(-int(self.overlap_days))
-        results = self.feature_store_hook.materialize(start, day, lake=self.lake_hook.lake)
+        try:
+            results = self.feature_store_hook.materialize(start, day, lake=self.lake_hook.lake)
+        except MissingFeaturePartition as exc:
+            self.log.warning("Skipping: %s", exc)
+            raise AirflowSkipException(f"inputs not there yet: {exc}") from None
         for r in results:
             self.log.info("Materialized %s %s..%s: %d rows read, %d written, %d newer online values kept",
                           r.view, start, day, r.rows_read, r.written, r.kept_newer)
