@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from airloop.registry.records import ModelVersion, PromotionConflict, PromotionRecord, RegistryError
-from airloop.registry.schema import CHAMPION, AliasRow, HistoryRow, _jsonable, _utcnow
+from airloop.registry.schema import CHAMPION, AliasRow, HistoryRow, _jsonable
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -30,7 +30,8 @@ _UNCHECKED = object()
 class ChampionMixin:
     """The champion half of :class:`~airloop.registry.store.ModelRegistry`.
 
-    It relies on the registry's ``_session()``, ``_row()``, ``get()`` and ``read_artifact()``.
+    It relies on the registry's ``_session()``, ``_row()``, ``get()``, ``read_artifact()`` and
+    ``clock`` (the instant every promotion, rollback and refusal is stamped with).
     """
 
     def champion_version(self, model_name: str) -> int | None:
@@ -79,7 +80,7 @@ class ChampionMixin:
         actor: str,
     ) -> int | None:
         """Point ``champion`` at ``version`` if it still is ``expected``; return the old one."""
-        now = _utcnow()
+        now = self.clock.now()
         current = session.scalar(
             select(AliasRow.version).where(AliasRow.model_name == model_name, AliasRow.alias == CHAMPION)
         )
@@ -246,7 +247,7 @@ class ChampionMixin:
             reason=reason,
             actor=actor,
             run_id=run_id,
-            at=_utcnow(),
+            at=self.clock.now(),
             details=_jsonable(details or {}),
         )
         session.add(row)

@@ -13,6 +13,8 @@ registry keeps working):
   run, with the gate's numbers.
 
 Instants are stored as UTC (:class:`UtcDateTime`), JSON columns take :func:`_jsonable` values.
+The instants written (``created_at``, ``updated_at``, ``at``) come from the registry's clock
+(:class:`airloop.core.clock.Clock`), never from the wall clock read here.
 """
 
 from __future__ import annotations
@@ -39,10 +41,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 CHAMPION = "champion"
 STATUSES = ("pending", "candidate", "champion", "retired", "rejected", "failed")
 ACTIONS = ("promote", "rollback", "refuse")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class UtcDateTime(TypeDecorator):

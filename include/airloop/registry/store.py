@@ -25,9 +25,11 @@ from airloop.core.database import create_engine
 from airloop.core.storage import sha256_bytes
 from airloop.registry.champion import ChampionMixin
 from airloop.registry.records import ArtifactIntegrityError, ModelVersion, RegistryError, VersionNotFound
-from airloop.registry.schema import Base, VersionRow, _jsonable, _utcnow
+from airloop.core.clock import clock_or_system
+from airloop.registry.schema import Base, VersionRow, _jsonable
 
 if TYPE_CHECKING:
+    from airloop.core.clock import Clock
     from airloop.core.storage import Lake
 
 
@@ -36,11 +38,16 @@ class ModelRegistry(ChampionMixin):
 
     :param url: ``sqlite:///path/registry.db`` or ``postgresql+psycopg2://...``.
     :param create: create missing tables on first use (set-up does it explicitly).
+    :param clock: where the instants it writes come from (``created_at`` of a version, the time
+        of a promotion, rollback or refusal). Default: the real time (operators, CLI); a
+        backtest passes a :class:`~airloop.core.clock.ReplayClock`, so a promotion replayed for
+        a past day is visible "as of" that day (:meth:`champion_at`) and not before.
     """
 
-    def __init__(self, url: str, *, create: bool = True):
+    def __init__(self, url: str, *, create: bool = True, clock: "Clock | None" = None):
         self.url = url
         self._create = create
+        self.clock = clock_or_system(clock)
 
     @property
     def safe_url(self) -> str:
@@ -113,7 +120,7 @@ class ModelRegistry(ChampionMixin):
                     device_reason=device_reason,
                     training_rows=int(training_rows),
                     run_id=run_id,
-                    created_at=_utcnow(),
+                    created_at=self.clock.now(),
                     status_reason="artifacts being written",
                 )
                 session.add(row)
@@ -218,13 +225,13 @@ def artifact_key(uri: str, lake: "Lake") -> str:
     return uri[len(root) :]
 
 
-def open_registry(settings=None) -> ModelRegistry:
-    """The registry named by the settings' ``registry_url``."""
+def open_registry(settings=None, *, clock: "Clock | None" = None) -> ModelRegistry:
+    """The registry named by the settings' ``registry_url`` (instants from ``clock``, default the real time)."""
     if settings is None:
         from airloop.core.config import get_settings
 
         settings = get_settings()
-    return ModelRegistry(settings.registry_url)
+    return ModelRegistry(settings.registry_url, clock=clock)
 
 
 def ensure_registry(settings) -> str:

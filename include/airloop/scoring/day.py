@@ -34,10 +34,11 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airloop.core.clock import clock_or_system
 from airloop.core.dates import LogicalDay
 from airloop.core.storage import MANIFEST_NAME, Lake, sha256_bytes
 from airloop.core.version import code_version
@@ -52,6 +53,7 @@ from airloop.scoring.stream import chunk_rows_setting, score_stream
 from airloop.scoring.upstream import verify_inputs
 
 if TYPE_CHECKING:
+    from airloop.core.clock import Clock
     from airloop.core.config import Settings
     from airloop.core.usecase import UseCase
     from airloop.ingest import SourceDatabase
@@ -111,6 +113,7 @@ def score_day(
     run_id: str | None = None,
     airflow_run_id: str | None = None,
     now: datetime | None = None,
+    clock: "Clock | None" = None,
 ) -> ScoringResult:
     """Score every row scheduled on ``day`` and publish ``predictions/ds=<day>/``.
 
@@ -120,7 +123,10 @@ def score_day(
     :param model_version: pin a version (otherwise the champion serving at the prediction time).
     :param features: the feature lookup (default: the lake's features, through the model's own
         feature service).
-    :param registry: a ``ModelRegistry`` (default: ``settings.registry_url``).
+    :param registry: a ``ModelRegistry`` (default: ``settings.registry_url``, with ``clock``).
+    :param now: the instant the choice of model sees as "now" (default: ``clock.now()``).
+    :param clock: where the run's instants come from (``now``, the ``scoring_runs`` start and
+        finish). Default: the real time; a backtest passes its replayed clock.
     :raises NoChampionError, FeatureMismatchError, UpstreamNotReadyError, UpstreamCorruptError,
         NoScheduleError: refused; nothing was written and the previous partition is untouched.
     """
@@ -138,7 +144,7 @@ def score_day(
     if registry is None:
         from airloop.registry import ModelRegistry
 
-        registry = ModelRegistry(settings.registry_url)
+        registry = ModelRegistry(settings.registry_url, clock=clock)
     if use_case.model is None:
         raise ScoringError(f"use case {use_case.name!r} defines no model (use_case.model)")
     chunk_rows = chunk_rows or chunk_rows_setting()
@@ -146,24 +152,26 @@ def score_day(
     run_id = run_id or uuid.uuid4().hex
     runs = ScoringRuns(getattr(registry, "url", None) or settings.registry_url)  # beside the registry
     runs.ensure()
-    started_at, clock = datetime.now(timezone.utc), time.monotonic()
+    clock = clock_or_system(clock)
+    now = now or clock.now()
+    started_at, started = clock.now(), time.monotonic()
     runs.start(run_id, day, started_at, airflow_run_id)
     try:
         result = _score_day(
             day, spec, use_case=use_case, settings=settings, lake=lake, source=source,
             registry=registry, features=features, pinned=model_version, chunk_rows=chunk_rows,
-            now=now, run_id=run_id, clock=clock,
+            now=now, run_id=run_id, started=started,
         )  # fmt: skip
     except BaseException as exc:
         runs.finish(
-            run_id, status="failed", finished_at=datetime.now(timezone.utc),
-            duration_s=time.monotonic() - clock, error=f"{type(exc).__name__}: {exc}"[:4000],
+            run_id, status="failed", finished_at=clock.now(),
+            duration_s=time.monotonic() - started, error=f"{type(exc).__name__}: {exc}"[:4000],
         )  # fmt: skip
         raise
     runs.finish(
         run_id,
         status="success",
-        finished_at=datetime.now(timezone.utc),
+        finished_at=clock.now(),
         duration_s=result.duration_s,
         model_name=result.manifest["model"]["name"],
         model_version=result.model_version,
@@ -177,7 +185,7 @@ def score_day(
     return result
 
 
-def _score_day(day, spec, *, use_case, settings, lake, source, registry, features, pinned, chunk_rows, now, run_id, clock):
+def _score_day(day, spec, *, use_case, settings, lake, source, registry, features, pinned, chunk_rows, now, run_id, started):
     as_of = day.cutoff
     coverage = source.coverage(use_case.table(spec.table))
     start, end = day.window
@@ -241,7 +249,7 @@ def _score_day(day, spec, *, use_case, settings, lake, source, registry, feature
         body = publish_files(lake, prefix, paths, manifest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    duration = time.monotonic() - clock
+    duration = time.monotonic() - started
     log.info(
         "published %d predictions (%d with missing features) at %s in %.2fs",
         stats.rows, stats.rows_missing_features, lake.uri(prefix), duration,

@@ -2,7 +2,8 @@
 
 :func:`choose_model`: a pinned version when given; otherwise the champion that was serving at
 the day's prediction time (``ModelRegistry.champion_at``), or at *now* when that instant is
-still ahead. For the nightly run the two coincide with "the champion at run time"; for a
+still ahead (*now* from the clock passed in: the real time at the boundary, the replayed
+instant in a backtest). For the nightly run the two coincide with "the champion at run time"; for a
 backfill of past days it reproduces history instead of rewriting it with today's model, and a
 rerun of any day picks the same model again.
 """
@@ -10,10 +11,14 @@ rerun of any day picks the same model again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterable
 
+from airloop.core.clock import clock_or_system
 from airloop.scoring.errors import FeatureMismatchError, NoChampionError, ScoringError
+
+if TYPE_CHECKING:
+    from airloop.core.clock import Clock
 
 
 @dataclass(frozen=True)
@@ -41,11 +46,13 @@ def choose_model(
     *,
     pinned: int | str | None = None,
     now: datetime | None = None,
+    clock: "Clock | None" = None,
 ) -> ModelChoice:
     """Choose the model version that scores the day whose prediction time is ``as_of``.
 
     :param pinned: a version number; wins over the policy.
-    :param now: the current instant (tests); defaults to the wall clock.
+    :param now: the current instant; default ``clock.now()``.
+    :param clock: default: the real time (a backtest passes its replayed clock).
     :raises NoChampionError: nothing pinned and no champion serving at that instant.
     """
     if pinned not in (None, ""):
@@ -58,7 +65,7 @@ def choose_model(
         except LookupError as exc:  # the registry's VersionNotFound names the versions it has
             raise NoChampionError(f"cannot pin model_version={number}: {exc}") from None
         return ModelChoice(mv, "pinned")
-    now = now or datetime.now(timezone.utc)
+    now = now or clock_or_system(clock).now()
     instant = min(as_of, now)
     mv = registry.champion_at(model_name, instant)
     if mv is not None:
