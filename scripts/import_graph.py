@@ -34,6 +34,7 @@ LAYERS = (
     "scoring",
     "monitoring",
     "loop",
+    "backtest",
     "deploy",
     "cli",
 )
