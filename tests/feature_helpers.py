@@ -115,3 +115,69 @@ def leakage_lake(lake) -> None:
         if day == D0:
             rows += weather(day, "LGA", range(22), temp_of=lambda h: 100.0 + h) + weather(day, "EWR", range(24), temp_of=lambda h: 200.0 + h)
         publish_raw(lake, "weather", day, rows)
+
+
+# --- An independent reckoning of gate arrivals (plain Python and zoneinfo, row by row) -----------
+
+# The destinations the airports table lacks, as a person looks them up: all on Atlantic time.
+UNLISTED_ZONES = {"BQN": "America/Puerto_Rico", "PSE": "America/Puerto_Rico", "SJU": "America/Puerto_Rico",
+                  "STT": "America/St_Thomas"}
+# Every zone a flight from New York can land in: an unlisted destination's clock is read in each.
+US_ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
+            "America/Anchorage", "Pacific/Honolulu", "America/Puerto_Rico")
+UTC = ZoneInfo("UTC")
+
+
+def clock_reading(lower: datetime, hhmm: int, zone: str) -> datetime:
+    """The first instant at or after ``lower`` when ``zone``'s clocks show ``hhmm`` (2400: midnight).
+
+    A wall time shown twice (autumn) or skipped (spring) takes its latest reading (``fold``).
+    """
+    tz = ZoneInfo(zone)
+    hours, minutes = divmod(hhmm, 100)
+    first = lower.astimezone(tz).date() - timedelta(days=1)
+    readings = []
+    for days in range(4):
+        wall = datetime.combine(first + timedelta(days=days), time()) + timedelta(hours=hours, minutes=minutes)
+        readings.append(max(wall.replace(tzinfo=tz, fold=fold).astimezone(UTC) for fold in (0, 1)))
+    return min(r for r in readings if r >= lower)
+
+
+def reckon_arrivals(flights: pd.DataFrame, airports: pd.DataFrame) -> pd.DataFrame:
+    """Per flight: ``true_arrival`` (its destination's real zone) and ``known_at`` (the instant the
+    feature store may count it: the true arrival, or for a destination the airports table lacks
+    the latest reading of its clock in any US zone); both NaT without a real arrival."""
+    listed = dict(zip(airports["faa"], airports["tzone"]))
+    true, known = [], []
+    for row in flights[["sched_dep_ts", "dep_delay", "air_time", "arr_time", "arr_delay", "dest"]].itertuples(index=False):
+        if any(pd.isna(v) for v in (row.dep_delay, row.air_time, row.arr_time, row.arr_delay)):
+            true.append(None), known.append(None)
+            continue
+        lower = row.sched_dep_ts.to_pydatetime() + timedelta(minutes=row.dep_delay + row.air_time)
+        zone = listed.get(row.dest) or UNLISTED_ZONES[row.dest]
+        true.append(clock_reading(lower, int(row.arr_time), zone))
+        known.append(true[-1] if row.dest in listed else max(clock_reading(lower, int(row.arr_time), z) for z in US_ZONES))
+    as_utc = lambda values: pd.to_datetime(pd.Series(values, index=flights.index, dtype="object"), utc=True)  # noqa: E731
+    return pd.DataFrame({"true_arrival": as_utc(true), "known_at": as_utc(known)})
+
+
+def expected_delay_stats(flights: pd.DataFrame, known_at: pd.Series, snapshot: pd.Timestamp, key: pd.Series, prefix: str,
+                         tz: str = "America/New_York") -> pd.DataFrame:
+    """The delay statistics of the snapshot closing a day, from raw rows (1/7/28-day windows).
+
+    Counts flights whose ``known_at`` precedes ``snapshot``; windows start at local midnights
+    1, 7 and 28 days back; an entity with an arrival in the last 29 days gets a row.
+    """
+    close = snapshot.tz_convert(tz)
+    starts = {w: (close.tz_localize(None) - pd.Timedelta(days=n)).tz_localize(tz).tz_convert("UTC")
+              for w, n in {"1d": 1, "7d": 7, "28d": 28, "universe": 29}.items()}
+    known = known_at.notna() & (known_at < snapshot) & (known_at >= starts["universe"])
+    rows = flights[known].assign(entity=key[known], at=known_at[known])
+    out = pd.DataFrame(index=pd.Index(sorted(rows["entity"].unique()), name=key.name))
+    for window in ("1d", "7d", "28d"):
+        inside = rows[rows["at"] >= starts[window]]
+        grouped = inside.groupby("entity")
+        out[f"{prefix}_flights_{window}"] = grouped.size().reindex(out.index).fillna(0).astype("int64")
+        out[f"{prefix}_dep_delay_mean_{window}"] = grouped["dep_delay"].mean().reindex(out.index)
+        out[f"{prefix}_delayed_share_{window}"] = grouped["arr_delay"].apply(lambda s: float((s > 15).mean())).reindex(out.index)
+    return out

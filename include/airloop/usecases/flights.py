@@ -218,10 +218,10 @@ def _first_clock_at_or_after(lower, clock_minutes, zone: str):
 
     local = wall(lower)
     since_midnight = (local % (day * minute)) // minute
-    # No switch in the next 25 hours (all but two days a year): the clock runs evenly.
+    # No switch within 25 hours either side (all but a few days a year): the clock runs evenly.
     best = lower + ((clock_minutes - since_midnight) % day) * minute
-    ahead = lower + 25 * 60 * minute
-    switching = (local - lower) != (wall(ahead) - ahead)
+    ahead, behind = lower + 25 * 60 * minute, lower - 25 * 60 * minute
+    switching = ((local - lower) != (wall(ahead) - ahead)) | ((local - lower) != (wall(behind) - behind))
     if switching.any():
         midnight = local[switching] - local[switching] % (day * minute)
         low, found = lower[switching], np.full(int(switching.sum()), np.iinfo(np.int64).max)
