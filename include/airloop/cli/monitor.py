@@ -11,13 +11,21 @@ def _settings():
 
 def cmd_monitor(args) -> int:
     """Drift + performance checks for each day (same code as the DAG); the policy's verdict is
-    printed, not acted on: only the ``monitor_model`` DAG emits the drift asset."""
+    printed, not acted on: only the ``monitor_model`` DAG emits the drift asset.
+
+    ``airloop monitor calibrate FROM TO`` calibrates the drift policy instead (:func:`cmd_calibrate`)."""
+    if args.start == "calibrate":
+        return cmd_calibrate(args)
+    if args.until or args.out or args.inputs:
+        print("error: a third date, --out and --inputs belong to `airloop monitor calibrate FROM TO`", file=__import__("sys").stderr)
+        return 2
     from airloop.cli.output import print_json
     from airloop.core.storage import PartitionNotFound, open_lake
     from airloop.core.usecase import load_use_case
     from airloop.monitoring import (
         DriftPolicy,
         evidence_from_rows,
+        load_calibration,
         MonitorConfig,
         MonitoringStore,
         monitor_drift,
@@ -29,7 +37,7 @@ def cmd_monitor(args) -> int:
     use_case = load_use_case(settings.use_case)
     config = MonitorConfig.from_env(use_case)
     lake, store = open_lake(settings), MonitoringStore(settings.registry_url)
-    policy = DriftPolicy.from_env()
+    policy = DriftPolicy.from_env(load_calibration(lake))
     for day in use_case.day(args.start).range_to(use_case.day(args.end or args.start)):
         try:
             drift = monitor_drift(day, settings=settings, lake=lake, store=store, config=config).summary()
@@ -42,6 +50,69 @@ def cmd_monitor(args) -> int:
         print_json({"ds": day.key, "drift": drift, "performance": performance,
                     "policy": {"would_fire": decision.fire, "reason": decision.reason}})  # fmt: skip
     return 0
+
+
+def cmd_calibrate(args) -> int:
+    """Measure the drift policy's thresholds on the days FROM..TO (a period the model served well)
+    and write them where monitoring reads them (the lake's ``monitoring/calibration.json``, or
+    ``--out``). Same days in, same bytes out."""
+    import sys
+
+    from airloop.cli.output import print_json
+    from airloop.core.storage import open_lake
+    from airloop.core.usecase import load_use_case
+    from airloop.monitoring import MonitorInputError, save_calibration
+    from airloop.monitoring.calibrate_lake import calibrate_range
+
+    if not args.end or not args.until:
+        print("usage: airloop monitor calibrate FROM TO [--out PATH] [--inputs FILE]", file=sys.stderr)
+        return 2
+    settings = _settings()
+    use_case = load_use_case(settings.use_case)
+    lake = open_lake(settings)
+    inputs = None
+    if args.inputs:
+        inputs = _read_inputs(args.inputs)
+        if inputs is None:
+            return 2
+    try:
+        calibration = calibrate_range(settings, use_case.day(args.end), use_case.day(args.until), lake=lake, inputs=inputs)
+    except MonitorInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_bytes(calibration.to_json())
+        where = args.out
+    else:
+        where = save_calibration(lake, calibration)
+    roles = {r: sorted(c for c, e in calibration.columns.items() if e["role"] == r) for r in ("policy", "context")}
+    print_json({"written": where, "source": calibration.source, "auc_tolerance": calibration.auc_tolerance,
+                "auc": calibration.auc, "policy_columns": {c: round(calibration.columns[c]["threshold"], 4) for c in roles["policy"]},
+                "context_columns": roles["context"]})  # fmt: skip
+    return 0
+
+
+def _read_inputs(path: str):
+    import sys
+
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path) if path.endswith(".csv") else pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        print(f"error: --inputs {path}: cannot read it as Parquet or CSV ({exc})", file=sys.stderr)
+        return None
+    if "ds" not in frame.columns:
+        for candidate in ("event_timestamp", "sched_dep_ts"):
+            if candidate in frame.columns:
+                frame["ds"] = pd.to_datetime(frame[candidate]).dt.strftime("%Y-%m-%d")
+                break
+        else:
+            print(f"error: --inputs {path}: no ds, event_timestamp or sched_dep_ts column to tell the days apart", file=sys.stderr)
+            return None
+    return frame
 
 
 def cmd_monitoring(args) -> int:
@@ -160,9 +231,13 @@ def cmd_season(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("monitor", help="run the drift and performance checks of days outside Airflow")
-    p.add_argument("start", help="first day YYYY-MM-DD")
-    p.add_argument("end", nargs="?", help="last day (inclusive)")
+    p = sub.add_parser("monitor", help="run the drift and performance checks of days outside Airflow; "
+                       "`monitor calibrate FROM TO` calibrates the drift policy")  # fmt: skip
+    p.add_argument("start", help="first day YYYY-MM-DD, or `calibrate`")
+    p.add_argument("end", nargs="?", help="last day (inclusive); after `calibrate`: FROM")
+    p.add_argument("until", nargs="?", help="after `calibrate`: TO (inclusive)")
+    p.add_argument("--out", help="calibrate: write the JSON here instead of the lake's monitoring/calibration.json")
+    p.add_argument("--inputs", help="calibrate: model inputs (Parquet/CSV, e.g. from `airloop training-set`) instead of the scored days")
     p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("monitoring", help="drift share, AUC and drift events per day")

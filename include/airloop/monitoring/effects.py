@@ -29,6 +29,8 @@ def _numeric(series: "pd.Series"):
     import numpy as np
     import pandas as pd
 
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype="float64", na_value=np.nan)
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
@@ -36,16 +38,7 @@ def psi_numeric(reference, current, bins: int = PSI_BINS) -> float:
     """PSI of two numeric samples (arrays with NaN for missing) on the reference's quantile bins."""
     import numpy as np
 
-    ref_ok, cur_ok = reference[~np.isnan(reference)], current[~np.isnan(current)]
-    if len(ref_ok):
-        edges = np.unique(np.quantile(ref_ok, np.linspace(0, 1, bins + 1)[1:-1]))
-    else:
-        edges = np.array([])
-    ref_counts = np.bincount(np.searchsorted(edges, ref_ok, side="right"), minlength=len(edges) + 1)
-    cur_counts = np.bincount(np.searchsorted(edges, cur_ok, side="right"), minlength=len(edges) + 1)
-    ref_counts = np.append(ref_counts, len(reference) - len(ref_ok))
-    cur_counts = np.append(cur_counts, len(current) - len(cur_ok))
-    return _psi(ref_counts, cur_counts)
+    return numeric_effect(np.asarray(reference, dtype="float64"), np.asarray(current, dtype="float64"), bins)["psi"]
 
 
 def _codes(reference: "pd.Series", current: "pd.Series"):
@@ -97,18 +90,66 @@ def evidently_distance(reference: "pd.Series", current: "pd.Series", numerical: 
     return "jensenshannon", float(distance.jensenshannon(ref_p, cur_p))
 
 
+def _sorted_finite(values):
+    import numpy as np
+
+    return np.sort(values[~np.isnan(values)])
+
+
+def _quantile_edges(ref_sorted, bins: int):
+    """The reference's inner quantile edges (linear interpolation, as ``np.quantile``), deduplicated."""
+    import numpy as np
+
+    if not len(ref_sorted):
+        return np.array([])
+    positions = np.linspace(0, 1, bins + 1)[1:-1] * (len(ref_sorted) - 1)
+    low = np.floor(positions).astype(int)
+    high = np.minimum(low + 1, len(ref_sorted) - 1)
+    edges = ref_sorted[low] + (positions - low) * (ref_sorted[high] - ref_sorted[low])
+    return np.unique(edges)
+
+
+def _wasserstein_sorted(a, b) -> float:
+    """First Wasserstein distance of two sorted samples (SciPy's definition, without its checks)."""
+    import numpy as np
+
+    values = np.sort(np.concatenate([a, b]))
+    deltas = np.diff(values)
+    a_cdf = np.searchsorted(a, values[:-1], side="right") / len(a)
+    b_cdf = np.searchsorted(b, values[:-1], side="right") / len(b)
+    return float(np.sum(np.abs(a_cdf - b_cdf) * deltas))
+
+
+def numeric_effect(reference, current, bins: int = PSI_BINS) -> dict:
+    """PSI and Evidently's distance of one numeric column, both sides sorted once."""
+    import numpy as np
+
+    ref_sorted, cur_sorted = _sorted_finite(reference), _sorted_finite(current)
+    edges = _quantile_edges(ref_sorted, bins)
+    ref_counts = np.diff(np.concatenate([[0], np.searchsorted(ref_sorted, edges, side="right"), [len(ref_sorted)]]))
+    cur_counts = np.diff(np.concatenate([[0], np.searchsorted(cur_sorted, edges, side="right"), [len(cur_sorted)]]))
+    ref_counts = np.append(ref_counts, len(reference) - len(ref_sorted))
+    cur_counts = np.append(cur_counts, len(current) - len(cur_sorted))
+    out = {"psi": _psi(ref_counts, cur_counts)}
+    distinct = 1 + int(np.count_nonzero(np.diff(ref_sorted))) if len(ref_sorted) else 0
+    if distinct > 5 and len(cur_sorted):
+        norm = max(float(np.std(ref_sorted)), 0.001)
+        out.update(method="wasserstein", score=_wasserstein_sorted(ref_sorted, cur_sorted) / norm)
+    return out
+
+
 def column_effects(reference: "pd.DataFrame", current: "pd.DataFrame", numerical: list[str],
                    categorical: list[str]) -> dict[str, dict]:  # fmt: skip
     """``{column: {"psi", "method", "score", "threshold", "drifted"}}`` of every tested column:
     its PSI, and Evidently's large-sample distance with its verdict at 0.1."""
     out: dict[str, dict] = {}
     for col in numerical + categorical:
-        is_num = col in numerical
-        if is_num:
-            psi = psi_numeric(_numeric(reference[col]), _numeric(current[col]))
-        else:
-            psi = psi_categorical(reference[col], current[col])
-        method, score = evidently_distance(reference[col], current[col], is_num)
-        out[col] = {"psi": psi, "method": method, "score": score, "threshold": EVIDENTLY_THRESHOLD,
+        effect = numeric_effect(_numeric(reference[col]), _numeric(current[col])) if col in numerical else {}
+        if "method" not in effect:  # categorical, or numeric with 5 values or fewer: frequencies
+            if col not in numerical:
+                effect["psi"] = psi_categorical(reference[col], current[col])
+            effect["method"], effect["score"] = evidently_distance(reference[col], current[col], False)
+        score = effect["score"]
+        out[col] = {"psi": effect["psi"], "method": effect["method"], "score": score, "threshold": EVIDENTLY_THRESHOLD,
                     "drifted": score >= EVIDENTLY_THRESHOLD}  # fmt: skip
     return out
