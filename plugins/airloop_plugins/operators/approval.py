@@ -64,7 +64,8 @@ class PromotionApprovalOperator(ApprovalOperator):
     Other arguments (``assigned_users``, ``notifiers``, ...) go to ``ApprovalOperator``.
     """
 
-    template_fields = (*ApprovalOperator.template_fields, "version", "decision")
+    # subject and body are written by execute from the decision, not templated.
+    template_fields = ("version", "decision")
     ui_color = "#fff0d9"
 
     def __init__(self, *, version, decision, timeout_hours: float = 48.0, model_name: str | None = None, **kwargs):
@@ -105,17 +106,16 @@ class PromotionApprovalOperator(ApprovalOperator):
         """Set the subject, the Markdown body and the links the reviewer and the notifier see."""
         from airloop.training.approval import review_markdown
 
-        from airloop_plugins.operators.training import _v
-
         mv = self.registry.get(self.resolved_model_name(), int(self.version))
         base = _api_base_url()
         self.card_url = base + CARD_ROUTE.format(model_name=mv.model_name, version=mv.version)
-        self.subject = f"Promote {mv.label} over {decision.get('incumbent')}? ({_v(decision.get('incumbent_version'))} stays without approval)"
+        self.subject = f"Promote {mv.label} over {decision.get('incumbent')}?"
         self.body = review_markdown(decision, mv, card_url=self.card_url, timeout_hours=self.timeout_hours)
-        try:
-            self.review_link = self.generate_link_to_ui_from_context(context=context, base_url=base or None)
-        except (ValueError, KeyError, AttributeError) as exc:  # no [api] base_url: the UI's list still shows it
-            self.log.info("No direct link to the required action (%s)", exc)
+        ti = context["task_instance"]
+        if base:
+            self.review_link = self.generate_link_to_ui_from_context(context=context, base_url=base)
+        else:  # no [api] base_url: a link relative to the UI
+            self.review_link = f"/dags/{ti.dag_id}/runs/{ti.run_id}/tasks/{ti.task_id}/required_actions"
 
     def execute(self, context):
         from airloop_plugins.operators.training import _blank, _parse
