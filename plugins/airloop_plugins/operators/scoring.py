@@ -18,6 +18,11 @@ class PredictionInputsSensor(PartitionedOperator, BaseSensorOperator):
     between pokes the task gives its worker slot (and pool slot) back. When ``timeout`` passes,
     the task fails naming the partitions still missing.
 
+    Waiting only makes sense for what the nightly schedule brings (day ``ds - 1``'s ingestion and
+    features). When the older raw history those features read is not ingested at all (a fresh
+    start, a gap), no wait helps: the task is *skipped* at once, naming the missing days and the
+    backfill that brings them.
+
     :param ds: the day to be scored (templated); resolved from the run when omitted.
     """
 
@@ -38,6 +43,18 @@ class PredictionInputsSensor(PartitionedOperator, BaseSensorOperator):
         day = self.logical_day(context)
         self._missing = missing_inputs(self.lake_hook.lake, upstream_partitions(day, self.use_case))
         if self._missing:
+            absent = missing_history(self.lake_hook.lake, day.shift(-1), self.use_case, self.settings)
+            if absent:
+                from airflow.sdk.exceptions import AirflowSkipException
+                from airloop.features.errors import day_spans
+
+                days = sorted(d for table_days in absent.values() for d in table_days)
+                spans = "; ".join(f"{table} {day_spans(table_days)}" for table, table_days in sorted(absent.items()))
+                raise AirflowSkipException(
+                    f"inputs not there yet: scoring {day} needs the features of {day.shift(-1)}, which read raw "
+                    f"history that is not ingested ({spans}); waiting cannot bring it. Backfill it "
+                    f"(make backfill DAG=ingest_flights FROM={days[0]} TO={days[-1]}), then clear this run."
+                )
             self.log.info("Waiting for %d upstream partitions of %s: %s", len(self._missing), day, ", ".join(self._missing))
             return False
         self.log.info("Every upstream partition of %s is published", day)
@@ -56,14 +73,42 @@ class PredictionInputsSensor(PartitionedOperator, BaseSensorOperator):
             ) from None
 
 
+def missing_history(lake, day, use_case, settings) -> dict:
+    """Raw partitions before ``day`` that ``day``'s features read and nobody has ingested.
+
+    ``day`` itself is left out: its ingestion is what the nightly schedule brings (worth a wait).
+    Days before the data's first day are not expected. Returns ``{table: [dates]}``, empty when
+    the history is all there.
+    """
+    from airloop.core.storage import partition_prefix, read_manifest
+    from airloop.features.compute import raw_partitions_needed
+    from airloop.features.layout import history_start
+
+    if use_case.features is None:
+        return {}
+    first_day = history_start(settings, use_case.features)
+    needed: dict[str, set] = {}
+    for view in use_case.features.views:
+        for table, days in raw_partitions_needed(day, view.inputs, first_day).items():
+            needed.setdefault(table, set()).update(d for d in days if d < day.date)
+    absent = {
+        table: sorted(d for d in days if read_manifest(lake, partition_prefix("raw", table, d.isoformat())) is None)
+        for table, days in needed.items()
+    }
+    return {table: days for table, days in absent.items() if days}
+
+
 class BatchPredictOperator(PartitionedOperator):
     """Score every row scheduled on day ``ds`` and publish ``predictions/ds=<ds>/``.
 
     Model: ``model_version`` when given (or the run's ``model_version`` param), otherwise the
     champion serving at the day's prediction time (see :func:`airloop.scoring.choose_model`).
-    Refusals that a retry cannot fix (no champion, features the model needs are gone, corrupt
-    upstream) fail the task at once; a day outside the replayed source is skipped. Its outlet
-    assets get ``extra={"ds", "model_version", "rows", "rows_missing_features"}``.
+    Refusals that a retry cannot fix (no champion served the day while one exists now, a pinned
+    version that does not exist, features the model needs are gone, corrupt upstream) fail the
+    task at once, saying what to do. Inputs not there yet are skipped with the reason: no model
+    registered at all yet (a fresh start: train_model promotes the first one), a day outside
+    the replayed source. Its outlet assets get ``extra={"ds", "model_version", "rows",
+    "rows_missing_features"}``.
 
     :param ds: partition date (templated); resolved from the run when omitted.
     :param model_version: pin a registry version (templated; empty: the policy above).
@@ -122,7 +167,12 @@ class BatchPredictOperator(PartitionedOperator):
             )
         except NoScheduleError as exc:
             raise AirflowSkipException(str(exc)) from None
-        except (NoChampionError, FeatureMismatchError, UpstreamCorruptError) as exc:
+        except NoChampionError as exc:
+            if pinned is None and self.registry_hook.registry.champion(self.use_case.model.name) is None:
+                self.log.warning("Skipping %s: %s", day, exc)
+                raise AirflowSkipException(f"inputs not there yet: {exc}") from None
+            raise AirflowFailException(f"NoChampionError: {exc}") from None
+        except (FeatureMismatchError, UpstreamCorruptError) as exc:
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
         self.log.info(
             "Published %d predictions of %s with model v%d (%d rows with missing features) at %s in %.2fs",
