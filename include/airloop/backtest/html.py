@@ -82,7 +82,7 @@ def signal_chart(figures: dict, index: int, thresholds: dict, width: int = 1000,
     if first is None:
         return ""
     last = _day(figures["signal"][-1]["ds"])
-    values = [s[k] for s in figures["signal"] for k in ("drift_share", "auc_drop") if s.get(k) is not None]
+    values = [s[k] for s in figures["signal"] for k in ("drift_share", "auc_drop_bound") if s.get(k) is not None]
     values += [v for v in thresholds.values() if v is not None]
     high = max(values + [0.1]) * 1.1
     low = min(values + [0.0])
@@ -90,7 +90,7 @@ def signal_chart(figures: dict, index: int, thresholds: dict, width: int = 1000,
     x = _x_scale(first, last, left, width - left - 10)
     y = lambda v: bottom - (bottom - top) * (v - low) / ((high - low) or 1)  # noqa: E731
     out = _axis(first, last, x, top, bottom, [round(low + (high - low) * i / 4, 2) for i in range(5)], y, lambda t: f"{t:.2f}")
-    for key, color, label in (("drift_share", "#1f77b4", "drift share"), ("auc_drop", "#ff7f0e", "AUC drop")):
+    for key, color, label in (("drift_share", "#1f77b4", "drift share"), ("auc_drop_bound", "#ff7f0e", "bounded AUC drop")):
         pts = [(x(_day(s["ds"])), y(s[key])) for s in figures["signal"] if s.get(key) is not None]
         if pts:
             path = " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
@@ -103,7 +103,7 @@ def signal_chart(figures: dict, index: int, thresholds: dict, width: int = 1000,
         fx = x(_day(firing["ds"]))
         out.append(f'<line x1="{fx:.1f}" y1="{top}" x2="{fx:.1f}" y2="{bottom}" stroke="#d62728"><title>fired {firing["ds"]}</title></line>')
     title = (f"<h3>Drift signal: {escape(figures['policy'])}</h3><p class='legend'><span style='color:#1f77b4'>&#9644; drift share"
-             f"</span><span style='color:#ff7f0e'>&#9644; AUC drop</span><span>dashed: thresholds</span>"
+             f"</span><span style='color:#ff7f0e'>&#9644; bounded AUC drop (window)</span><span>dashed: thresholds</span>"
              f"<span style='color:#d62728'>| firing</span></p>")  # fmt: skip
     return title + _svg(out, width, height)
 
@@ -157,7 +157,7 @@ def events_tables(report: dict) -> str:
             rows = ["<tr><th class='l'>day</th><th class='l'>reason</th><th class='l'>evidence</th><th>window</th><th>trained</th></tr>"]
             for f in p["firings"]:
                 ev = f.get("evidence") or {}
-                detail = "; ".join(f"{e.get('ds')}: share {_n(e.get('drift_share'))}, AUC drop {_n(e.get('auc_drop'))}"
+                detail = "; ".join(f"{e.get('ds')}: share {_n(e.get('drift_share'))}, AUC drop bound {_n(e.get('auc_drop_bound', e.get('auc_drop')))}"
                                    for e in ev.get("evidence", []))  # fmt: skip
                 rows.append(f"<tr><td class='l'>{f['ds']}</td><td class='l'>{escape(str(ev.get('reason', '')))}</td>"
                             f"<td class='l'>{escape(detail)}</td><td>{ev.get('window_start')} .. {ev.get('window_end')}</td>"

@@ -6,8 +6,8 @@
    the range (``ingest.ingest_day``), apply the Feast definitions and compute each day's feature
    partitions (``features.compute_features``). Days already done are skipped (manifests).
 2. **Per policy, per day** (:mod:`~airloop.backtest.steps`, on a replayed clock): the initial
-   model on every day before ``start`` (or ``initial_start`` .. ``start - 1``), stamped at 01:00
-   of ``start``; then for each day: score, monitor, let the policy decide, train behind the
+   model on every day before ``start`` (or ``initial_start`` .. ``start - 1``), stamped an hour
+   before ``start``'s cutoff; then for each day: score, monitor, let the policy decide, train behind the
    gate. After each day the policy's checkpoint is saved (its registry database and its state):
    a killed backtest resumes from the last finished day and gives the same bytes.
 3. **Report**: ``backtest.json``, ``backtest.csv`` and ``backtest.html`` (:mod:`~airloop.backtest.report`).
@@ -22,7 +22,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from airloop.backtest.policies import RetrainingPolicy, TrainDecision, make_policy
-from airloop.backtest.steps import INITIAL_TRAIN_HOUR, PolicyRun, StageTimer, decide, monitor, score, train
+from airloop.backtest.steps import (
+    TRAIN_DELAY,
+    PolicyRun,
+    StageTimer,
+    decide,
+    evidence,
+    monitor,
+    score,
+    signal_of,
+    train,
+)
 from airloop.backtest.workspace import Checkpoint, Workspace, WorkspaceError, write_atomic
 
 if TYPE_CHECKING:
@@ -160,7 +170,7 @@ def run_backtest(
         state = states[run.name]
         if state["initial"] is None:
             decision = TrainDecision(initial_start.date, start.shift(-1).date, "initial model")
-            state["initial"] = _clean(train(run, start, decision, at=start.at(INITIAL_TRAIN_HOUR)))
+            state["initial"] = _clean(train(run, start, decision, at=start.cutoff - TRAIN_DELAY))
             if state["initial"].get("status") != "promoted":
                 raise RuntimeError(f"{run.name}: the initial model was not promoted: {state['initial']}")
             checkpoints[run.name].save(state, f"initial-{start.key}")
@@ -175,7 +185,9 @@ def run_backtest(
             last_training = _last_training(state) or start.shift(-1).date
             record: dict[str, Any] = {"ds": day.key, "scoring": score(run, day)}
             record.update(monitor(run, day))
-            decision = decide(run, day, first_day=start.date, history_start=history.date, last_training=last_training)
+            known = evidence(run, day)
+            record["signal"] = signal_of(known, day, config.outcome_lag_days)
+            decision = decide(run, day, known, first_day=start.date, history_start=history.date, last_training=last_training)
             if decision is not None:
                 record["firing"] = decision.drift
                 record["training"] = train(run, day, decision)

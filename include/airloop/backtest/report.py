@@ -93,9 +93,7 @@ def policy_figures(name: str, state: dict, outcomes: dict, offset_days: int) -> 
             source = day - timedelta(days=offset_days)
             months[f"{source.year}-{source.month:02d}"].append(frame)
             quarters[f"{source.year}-Q{(source.month - 1) // 3 + 1}"].append(frame)
-        drift, perf = record.get("drift", {}), record.get("performance", {})
-        signal.append({"ds": record["ds"], "drift_share": drift.get("policy_drift_share", drift.get("drift_share")),
-                       "auc_drop": perf.get("auc_drop"), "auc_ds": perf.get("ds")})  # fmt: skip
+        signal.append({"ds": record["ds"], **record.get("signal", {})})
         if record.get("firing"):
             week["firings"] += 1
             firings.append({"ds": record["ds"], "evidence": record["firing"],
@@ -163,11 +161,11 @@ def _thresholds(policies) -> dict:
         drift_policy = getattr(policy, "drift_policy", None)
         if drift_policy is not None:
             return {"drift_share": getattr(drift_policy, "drift_share_threshold", None),
-                    "auc_drop": getattr(drift_policy, "auc_drop_threshold", None)}  # fmt: skip
+                    "auc_drop_bound": getattr(drift_policy, "auc_drop_threshold", None)}  # fmt: skip
     from airloop.monitoring import DriftPolicy
 
     shipped = DriftPolicy.from_env()
-    return {"drift_share": shipped.drift_share_threshold, "auc_drop": shipped.auc_drop_threshold}
+    return {"drift_share": shipped.drift_share_threshold, "auc_drop_bound": shipped.auc_drop_threshold}
 
 
 def report_csv(report: dict) -> str:

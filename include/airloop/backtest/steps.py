@@ -9,12 +9,16 @@ score day D                D's cutoff (02:00)     ``scoring.score_day`` (``batch
 monitor D, outcomes D-1    cutoff + 30 min        ``monitoring.monitor_drift`` /
                                                   ``monitor_performance`` (``monitor_model``)
 policy decides             cutoff + 30 min        ``DriftPolicy.decide`` via the policy
-train, gate, promote       03:00 of D             ``features.build_training_set`` ...
+train, gate, promote       cutoff + 1 h (03:00)   ``features.build_training_set`` ...
                                                   ``training.apply_decision`` (``train_model``)
 =========================  =====================  =========================================
 
-A promotion at 03:00 of D is therefore first used by D+1's scoring at 02:00, as in the live
-loop; ``ModelRegistry.champion_at`` answers from the replayed history.
+A promotion of day D is therefore first used by D+1's scoring, as in the live loop;
+``ModelRegistry.champion_at`` answers from the replayed history. Trainings are stamped an hour
+after the cutoff rather than at 03:00 local: on the spring-forward day 02:00 does not exist and
+resolves to 03:00 (the scheduler's rule), so "03:00" would be the scoring instant itself and a
+rerun of that day's scoring would pick the model trained after it. The initial model is stamped
+an hour before the first day's cutoff.
 """
 
 from __future__ import annotations
@@ -37,8 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MONITOR_DELAY = timedelta(minutes=30)
-TRAIN_HOUR = 3
-INITIAL_TRAIN_HOUR = 1
+TRAIN_DELAY = timedelta(hours=1)
 
 
 @dataclass
@@ -122,18 +125,35 @@ def monitor(run: PolicyRun, day: "LogicalDay") -> dict:
                                                 **_numbers(perf.metrics, ("auc", "reference_auc", "auc_drop"))}}  # fmt: skip
 
 
-def decide(run: PolicyRun, day: "LogicalDay", *, first_day, history_start, last_training) -> "TrainDecision | None":
-    """Ask the policy, with what monitoring knows as of ``day``; record a drift firing."""
-    from airloop.backtest.policies import PolicyState
+def evidence(run: PolicyRun, day: "LogicalDay") -> tuple:
+    """The monitoring evidence per day up to ``day`` (``evidence_from_rows`` over the store)."""
     from airloop.monitoring import evidence_from_rows
 
+    return tuple(evidence_from_rows(run.store.rows(end=day.date)))
+
+
+def signal_of(history: tuple, day: "LogicalDay", lag_days: int) -> dict:
+    """The signals the drift policy counts, as known on ``day``: the drift share of ``day`` and
+    the bounded AUC drop (and the day's own drop, shown) of the day whose outcomes arrived."""
+    by_day = {e.ds: e for e in history}
+    today, evaluated = by_day.get(day.date), by_day.get(day.shift(-lag_days).date)
+    return {
+        "drift_share": _round(getattr(today, "drift_share", None)),
+        "auc_drop_bound": _round(getattr(evaluated, "auc_drop_bound", None)),
+        "auc_drop": _round(getattr(evaluated, "auc_drop", None)),
+    }
+
+
+def decide(run: PolicyRun, day: "LogicalDay", history: tuple, *, first_day, history_start, last_training) -> "TrainDecision | None":
+    """Ask the policy, with what monitoring knows as of ``day``; record a drift firing."""
+    from airloop.backtest.policies import PolicyState
+
     started = time.perf_counter()
-    evidence = tuple(evidence_from_rows(run.store.rows(end=day.date))) if run.policy.uses_drift else ()
     fired = tuple(run.store.fired_days()) if run.policy.uses_drift else ()
     state = PolicyState(
         first_day=first_day, history_start=history_start, window_days=run.use_case.model.window_days,
         last_training=last_training, champion_version=run.registry.champion_version(run.use_case.model.name),
-        evidence=evidence, fired_on=fired,
+        evidence=history if run.policy.uses_drift else (), fired_on=fired,
     )  # fmt: skip
     decision = run.policy.decide(day, state)
     if decision is not None and decision.drift is not None:
@@ -172,7 +192,7 @@ def training_set_for(run: PolicyRun, start, end) -> tuple[str, float]:
 
 def train(run: PolicyRun, day: "LogicalDay", decision: "TrainDecision", *, at=None) -> dict:
     """Train, evaluate against the champion, register and promote or refuse (the ``train_model``
-    DAG's tasks, in order) at ``at`` (default 03:00 of ``day``). Returns what happened."""
+    DAG's tasks, in order) at ``at`` (default an hour after ``day``'s cutoff). Returns what happened."""
     from airloop.core.devices import choose_device
     from airloop.training import (
         TrainingDataError,
@@ -185,7 +205,7 @@ def train(run: PolicyRun, day: "LogicalDay", decision: "TrainDecision", *, at=No
         train_candidate,
     )
 
-    run.clock.set(at or day.at(TRAIN_HOUR))
+    run.clock.set(at or day.cutoff + TRAIN_DELAY)
     spec = run.use_case.model
     run_id = f"{run.run_prefix}/train/{day.key}"
     out: dict[str, Any] = {"window_start": decision.window_start.isoformat(), "window_end": decision.window_end.isoformat(),
