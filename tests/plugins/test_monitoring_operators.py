@@ -160,6 +160,37 @@ def test_policy_operator_does_not_fire_on_calm_or_tiny_days(env):
         DriftPolicyOperator(task_id="drift_policy").execute(context("2026-03-03"))
 
 
+def test_the_checks_and_the_policy_read_the_calibration_in_the_lake(env):
+    from airloop.monitoring import DriftCalibration, MonitoringStore, save_calibration
+    from airloop_plugins.operators.monitoring import DriftPolicyOperator, DriftReportOperator
+
+    settings, lake = env
+    # Measured on a period where distance and the schedule hour varied this much: the shift below is within it.
+    save_calibration(lake, DriftCalibration(columns={"distance": {"role": "policy", "threshold": 50.0},
+                                                     "carrier": {"role": "policy", "threshold": 50.0},
+                                                     "sched_hour": {"role": "context", "threshold": 0.1}},
+                                            auc_tolerance=0.03))  # fmt: skip
+    for ds in ("2026-06-10", "2026-06-11", "2026-06-12"):
+        score_day(lake, ds, shift=True)
+        summary = DriftReportOperator(task_id="drift_report").execute(context(ds))
+        assert summary["drift_signal"] == 0.0 and summary["drift_share"] >= 0.5  # Evidently's share still reported
+    rows = MonitoringStore(settings.registry_url).rows(kind="drift")
+    assert [r["drift_signal"] for r in rows] == [0.0, 0.0, 0.0]
+    with pytest.raises(AirflowSkipException, match="did not fire"):
+        DriftPolicyOperator(task_id="drift_policy").execute(context("2026-06-12"))
+
+
+def test_a_damaged_calibration_fails_the_check_with_its_name(env):
+    from airloop.monitoring import MonitorInputError
+    from airloop_plugins.operators.monitoring import DriftReportOperator
+
+    settings, lake = env
+    lake.write_bytes("monitoring/calibration.json", b"{not json")
+    score_day(lake, "2026-06-10")
+    with pytest.raises(MonitorInputError, match="calibration.json is not a drift calibration"):
+        DriftReportOperator(task_id="drift_report").execute(context("2026-06-10"))
+
+
 # --- notifier -------------------------------------------------------------------------------
 
 

@@ -62,7 +62,8 @@ class _ReportOperator(PartitionedOperator):
         summary = result.summary()
         if result.status == "ok":
             self.log.info("%s report of %s: %s", result.kind, result.ds, {k: summary.get(k) for k in (
-                "drift_share", "drifted_column_names", "null_columns", "auc", "auc_drop", "rows_current")})  # fmt: skip
+                "drift_share", "drifted_column_names", "null_columns", "drift_signal", "drift_signal_columns", "auc",
+                "auc_drop", "window_auc", "auc_drop_bound", "rows_current")})  # fmt: skip
         else:
             self.log.warning("%s report of %s not produced (%s): %s", result.kind, result.ds, result.status, result.message)
         return summary
@@ -152,10 +153,11 @@ class DriftPolicyOperator(PartitionedOperator):
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airloop.monitoring import DriftPolicy, evidence_from_rows
+        from airloop.monitoring import DriftPolicy, evidence_from_rows, load_calibration
 
         day = self.logical_day(context)
-        policy = DriftPolicy.from_env()
+        # The AUC tolerance measured by `airloop monitor calibrate` (the lake's calibration.json).
+        policy = DriftPolicy.from_env(load_calibration(LakeHook().lake))
         lookback = day.shift(-(policy.cooldown_days + policy.consecutive_days + policy.outcome_lag_days + 1))
         history = evidence_from_rows(self.store.rows(start=lookback.date, end=day.date))
         decision = policy.decide(day, history, self.store.fired_days())
