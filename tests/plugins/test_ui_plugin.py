@@ -79,7 +79,8 @@ def test_plugin_registers_app_views_and_report_link():
     (app_spec,) = AirloopUIPlugin.fastapi_apps
     assert app_spec["url_prefix"] == "/airloop"
     routes = {v["url_route"]: v["href"] for v in AirloopUIPlugin.external_views}
-    assert routes == {"airloop-models": "/airloop/models", "airloop-monitoring": "/airloop/monitoring"}
+    assert routes == {"airloop-models": "/airloop/models", "airloop-monitoring": "/airloop/monitoring",
+                      "airloop-backtest": "/airloop/backtest"}  # fmt: skip
     assert all(v["destination"] == "nav" and v["category"] == "Airloop" for v in AirloopUIPlugin.external_views)
     assert any(isinstance(link, EvidentlyReportLink) for link in AirloopUIPlugin.operator_extra_links)
 

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from airflow.api_fastapi.core_api.security import requires_authenticated
 
 from airloop_plugins.ui import pages
+from airloop_plugins.ui.backtest import router as backtest_router
 
 URL_PREFIX = "/airloop"
 DS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -136,6 +137,7 @@ def create_app() -> FastAPI:
             return HTMLResponse(pages.missing_report_page(ds, kind, reason, base=URL_PREFIX), status_code=404)
         return HTMLResponse(html)
 
+    app.include_router(backtest_router)  # the Backtest page: same app, same authentication
     return app
 
 

@@ -22,5 +22,7 @@ class AirloopUIPlugin(AirflowPlugin):
          "category": "Airloop", "url_route": "airloop-models"},
         {"name": "Monitoring", "href": f"{URL_PREFIX}/monitoring", "destination": "nav",
          "category": "Airloop", "url_route": "airloop-monitoring"},
+        {"name": "Backtest", "href": f"{URL_PREFIX}/backtest", "destination": "nav",
+         "category": "Airloop", "url_route": "airloop-backtest"},
     ]  # fmt: skip
     operator_extra_links = [EvidentlyReportLink()]
