@@ -9,7 +9,7 @@ export AIRFLOW_HOME := $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv setup demo test test-fast bench backfill pools lint clean services-up services-down season
+.PHONY: help venv setup demo test test-fast bench backfill pools lint clean services-up services-down season backtest
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -46,6 +46,12 @@ backfill: ## backfill a DAG: make backfill DAG=ingest_flights FROM=2026-03-01 TO
 season: setup ## the whole loop through the scheduler, then a summary: make season FROM=2026-06-15 TO=2026-06-28 [WARMUP=28] [DRY_RUN=1]
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make season FROM=YYYY-MM-DD TO=YYYY-MM-DD [WARMUP=28] [DRY_RUN=1]"; exit 2; }
 	$(BIN)/airloop season $(FROM) $(TO) --warmup-days $(or $(WARMUP),28) $(if $(DRY_RUN),--dry-run)
+
+BT_FROM := $(or $(FROM),2026-03-30)
+BT_TO := $(or $(TO),2026-12-29)
+backtest: setup ## replay history per retraining policy: make backtest [FROM=2026-03-30 TO=2026-12-29] [POLICIES="frozen scheduled"] [WORKSPACE=dir]
+	$(BIN)/airloop backtest $(BT_FROM) $(BT_TO) $(foreach p,$(or $(POLICIES),frozen scheduled drift scheduled+drift),--policy $(p)) \
+		--workspace $(or $(WORKSPACE),data/backtest/$(BT_FROM)_$(BT_TO))
 
 services-up: venv ## services profile: Airflow on PostgreSQL + Celery (cpu, gpu workers) + S3, in the background
 	@bash scripts/services-up.sh
