@@ -12,6 +12,7 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -94,7 +95,8 @@ def test_plugin_file_does_not_import_heavy_libraries():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("path", ["/", "/models", "/monitoring", "/api/monitoring", "/reports/2026-03-02/drift"])
+@pytest.mark.parametrize("path", ["/", "/models", "/monitoring", "/api/monitoring", "/reports/2026-03-02/drift",
+                                  "/models/flight_delay_xgb/versions/1/card", "/models/flight_delay_xgb/versions/1/card.md"])
 def test_anonymous_requests_are_refused(client, path):
     response = client.get(path)
     assert response.status_code == 401
@@ -102,7 +104,7 @@ def test_anonymous_requests_are_refused(client, path):
     assert "Airloop" not in response.text
 
 
-SAMPLE_PATH_VALUES = {"ds": "2026-03-02", "kind": "drift"}
+SAMPLE_PATH_VALUES = {"ds": "2026-03-02", "kind": "drift", "model_name": "flight_delay_xgb", "version": "1"}
 
 
 def every_request(app) -> list[tuple[str, str]]:
@@ -116,7 +118,10 @@ def every_request(app) -> list[tuple[str, str]]:
 
 def test_every_route_of_the_app_refuses_anonymous_requests(client):
     requests = every_request(client.app)
-    assert {path for _, path in requests} >= {"/", "/models", "/monitoring", "/api/monitoring", "/reports/2026-03-02/drift"}
+    assert {path for _, path in requests} >= {"/", "/models", "/monitoring", "/api/monitoring", "/reports/2026-03-02/drift",
+                                              "/models/flight_delay_xgb/versions/1/card",
+                                              "/models/flight_delay_xgb/versions/1/card.md",
+                                              "/backtest", "/backtest/x/report"}  # fmt: skip
     for method, path in requests:
         response = client.request(method, path)
         assert response.status_code == 401, (method, path, response.status_code)
@@ -287,3 +292,74 @@ def test_report_link_points_at_the_plugin_page():
     assert EvidentlyReportLink().get_link(op, ti_key=None) == ""  # no report produced (yet)
     op.report_ds = "2026-03-03"
     assert EvidentlyReportLink().get_link(op, ti_key=None).endswith("/airloop/reports/2026-03-03/drift")
+
+
+# --- model cards ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def carded(airloop_env, monitored):
+    """v1 trained, registered with its card and promoted; served (monitored) on 2026-03-09 and 10.
+    v2 and v3 registered without a card (before cards existed); ``monitored`` has v2 serving 2026-03-02."""
+    import airloop.monitoring as monitor
+    from airloop.core.dates import LogicalDay
+    from airloop.core.devices import DeviceChoice
+    from airloop.core.storage import open_lake
+    from airloop.core.usecase import load_use_case
+    from airloop.registry import ModelRegistry
+    from airloop.training import (apply_decision, evaluate_candidate, load_candidate, load_training_set,
+                                  publish_candidate, publish_training_set, register_candidate, train_candidate)
+
+    from training_data import synthetic_training_set
+
+    lake, registry = open_lake(airloop_env), ModelRegistry(airloop_env.registry_url)
+    spec = load_use_case(airloop_env.use_case).model
+    stored = load_training_set(lake, publish_training_set(synthetic_training_set(days=30, rows_per_day=200), lake)["prefix"])
+    cpu = DeviceChoice("cpu", "cpu", "fallback", "test")
+    candidate = load_candidate(lake, publish_candidate(train_candidate(stored, spec, device=cpu, overrides={"num_boost_round": 30}),
+                                                       stored, lake, spec)["candidate_prefix"])  # fmt: skip
+    decision = evaluate_candidate(candidate, stored, spec, registry=registry, lake=lake)
+    mv = register_candidate(candidate, spec, registry=registry, lake=lake, run_id="r1", training_set=stored, decision=decision)
+    apply_decision(decision, mv, registry=registry, actor="alice via train_model/r1", run_id="r1")
+    for ds, seed in (("2026-03-09", 11), ("2026-03-10", 12)):
+        monitored.upsert(monitor.performance_report(LogicalDay.parse(ds), frame(600, seed), reference_auc=0.75, model_version=mv.version))
+    for v in (2, 3):
+        registry.reserve_version(spec.name, feature_service="flight_delay_v1", feature_columns=["distance"],
+                                 window_start=date(2026, 1, 1), window_end=date(2026, 3, 31), fingerprint=f"fp{v}",
+                                 params={}, metrics={"roc_auc": 0.7}, code_version="test", device="cpu", training_rows=10)  # fmt: skip
+        registry.finalize_version(spec.name, v, artifact_uri=f"{lake.url}/models/{spec.name}/v{v}/model.ubj", sha256="0" * 64,
+                                  reference_uri=None)  # fmt: skip
+    return SimpleNamespace(name=spec.name, mv=mv, store=monitored)
+
+
+def test_model_card_page_shows_the_card_and_how_it_fared(client, airflow_auth, carded):
+    from airloop.training.model_card import weekly_auc
+
+    models = client.get("/models", cookies={"_token": airflow_auth}).text
+    assert f"href='/airloop/models/{carded.name}/versions/1/card'" in models
+    assert f"href='/airloop/models/{carded.name}/versions/2/card'" in models
+    response = client.get(f"/models/{carded.name}/versions/1/card", cookies={"_token": airflow_auth})
+    assert response.status_code == 200
+    html = response.text
+    assert f"Model card: {carded.name} v1" in html and "<nav>" in html and "2026-03-01 .. 2026-03-30" in html
+    assert "class='calibration'" in html and "class='importance'" in html and "class='weekly-auc'" in html
+    (week,) = weekly_auc(carded.store.rows(kind="performance"), 1)
+    assert week["week_start"] == "2026-03-09" and week["days"] == 2
+    assert "2026-03-09 .. 2026-03-15" in html and f"{week['auc']:.4f}" in html
+    assert "alice via train_model/r1" in html and "status now" in html  # the registry's decision, read now
+    assert EXTERNAL_LOAD.findall(html) == []
+    markdown = client.get(f"/models/{carded.name}/versions/1/card.md", headers={"Authorization": f"Bearer {airflow_auth}"})
+    assert markdown.status_code == 200 and markdown.headers["content-type"].startswith("text/markdown")
+    assert f"# Model card: {carded.name} v1" in markdown.text and f"{week['auc']:.4f}" in markdown.text
+
+
+def test_model_card_of_a_version_without_a_card_or_service(client, airflow_auth, carded):
+    html = client.get(f"/models/{carded.name}/versions/2/card", cookies={"_token": airflow_auth}).text
+    assert "registered without a stored card" in html and "class='calibration'" not in html
+    assert "2026-03-02 .. 2026-03-08" in html and "class='weekly-auc'" in html  # served (monitored) before cards
+    html = client.get(f"/models/{carded.name}/versions/3/card", cookies={"_token": airflow_auth}).text
+    assert "Not yet served" in html and "<svg" not in html
+    missing = client.get(f"/models/{carded.name}/versions/9/card", cookies={"_token": airflow_auth})
+    assert missing.status_code == 404 and "has no version 9; its versions are [1, 2, 3]" in missing.text
+    assert client.get(f"/models/{carded.name}/versions/9/card.md", cookies={"_token": airflow_auth}).status_code == 404
+    assert client.get(f"/models/{carded.name}/versions/one/card", cookies={"_token": airflow_auth}).status_code == 422

@@ -61,6 +61,27 @@ def model_overview() -> list[dict]:
     ]
 
 
+def model_card_view(model_name: str, version: int) -> tuple:
+    """The version's stored card and what is known only now: its status, the registry's decisions
+    about it, and its realized AUC per week from the monitoring table (when that table exists)."""
+    import sqlalchemy as sa
+
+    from airloop.registry import ModelRegistry
+    from airloop.training.model_card import load_card, weekly_auc
+
+    settings = _settings()
+    registry = ModelRegistry(settings.registry_url)
+    mv = registry.get(model_name, version)
+    card = load_card(_lake(), mv)
+    history = [h.as_dict() for h in registry.history(model_name) if version in (h.candidate_version, h.to_version)]
+    weeks: list[dict] = []
+    if sa.inspect(registry.engine).has_table("monitoring_metrics"):
+        from airloop.monitoring import MonitoringStore
+
+        weeks = weekly_auc(MonitoringStore(settings.registry_url).rows(kind="performance"), version)
+    return card, {"status": mv.status, "status_reason": mv.status_reason, "history": history, "weeks": weeks}
+
+
 def monitoring_days(start: date | None = None, end: date | None = None) -> tuple[list[dict], list[dict], str, str]:
     """Monitoring rows merged per date (with whether each listed report exists), drift events."""
     from airloop.monitoring import MonitoringStore
@@ -107,6 +128,32 @@ def create_app() -> FastAPI:
     @app.get("/models", response_class=HTMLResponse)
     def models():
         return HTMLResponse(pages.models_page(model_overview(), base=URL_PREFIX))
+
+    @app.get("/models/{model_name}/versions/{version}/card", response_class=HTMLResponse)
+    def model_card(model_name: str, version: int):
+        from airloop.registry import VersionNotFound
+        from airloop.training.model_card import ModelCardError
+
+        try:
+            card, live = model_card_view(model_name, version)
+        except (VersionNotFound, ModelCardError) as exc:
+            return HTMLResponse(pages.page("No model card", f"<p class='empty'>{pages.escape(str(exc))}</p>", base=URL_PREFIX),
+                                status_code=404)  # fmt: skip
+        return HTMLResponse(pages.model_card_page(card, live, base=URL_PREFIX))
+
+    @app.get("/models/{model_name}/versions/{version}/card.md")
+    def model_card_markdown(model_name: str, version: int):
+        from fastapi.responses import PlainTextResponse
+
+        from airloop.registry import VersionNotFound
+        from airloop.training.card_render import render_markdown
+        from airloop.training.model_card import ModelCardError
+
+        try:
+            card, live = model_card_view(model_name, version)
+        except (VersionNotFound, ModelCardError) as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from None
+        return PlainTextResponse(render_markdown(card, live), media_type="text/markdown; charset=utf-8")
 
     @app.get("/monitoring", response_class=HTMLResponse)
     def monitoring(start: str | None = Query(None), end: str | None = Query(None)):

@@ -68,11 +68,12 @@ def models_page(models: list[dict], *, base: str = "") -> str:
                 f"<td class='num'>{fmt(mv.training_rows)}</td><td class='num'>{fmt(_metric(metrics, 'roc_auc'))}</td>"
                 f"<td class='num'>{fmt(_metric(metrics, 'brier'))}</td><td>{fmt(mv.device)}</td>"
                 f"<td>{fmt(mv.created_at)}</td><td class='muted'>{fmt(mv.status_reason)}</td>"
+                f"<td><a class='card-link' href='{card_href(base, mv.model_name, mv.version)}'>card</a></td>"
                 "</tr>"
             )
         parts.append(
             "<table class='versions'><tr><th>version</th><th>status</th><th>training window</th><th>rows</th>"
-            "<th>AUC (validation)</th><th>Brier</th><th>device</th><th>created</th><th>reason</th></tr>"
+            "<th>AUC (validation)</th><th>Brier</th><th>device</th><th>created</th><th>reason</th><th>model card</th></tr>"
             + "".join(rows) + "</table>"
         )  # fmt: skip
         history = sorted(model["history"], key=lambda h: h.at, reverse=True)
@@ -91,6 +92,24 @@ def models_page(models: list[dict], *, base: str = "") -> str:
         else:
             parts.append("<p class='muted'>No promotion yet.</p>")
     return page("Model versions", "".join(parts), base=base)
+
+
+def card_href(base: str, model_name: str, version: int) -> str:
+    from urllib.parse import quote
+
+    return f"{base}/models/{quote(model_name, safe='')}/versions/{int(version)}/card"
+
+
+def model_card_page(card, live: dict, *, base: str = "") -> str:
+    """A version's model card inside the Airloop pages (the same sections as its HTML and Markdown files)."""
+    from airloop.training.card_render import render_html_body
+
+    href = card_href(base, card.model_name, card.version)
+    links = (f"<p class='muted'><a href='{base}/models'>All versions</a> · "
+             f"<a href='{href}.md'>Markdown</a></p>")  # fmt: skip
+    style = ("<style>dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px}dt{color:#6b7385}dd{margin:0}"
+             "figure{margin:6px 0} .card-body table{width:auto}</style>")  # fmt: skip
+    return page(f"Model card: {card.title}", style + links + f"<div class='card-body'>{render_html_body(card, live)}</div>", base=base)
 
 
 def _metric(metrics: dict, name: str):
