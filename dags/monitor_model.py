@@ -27,10 +27,11 @@ with the `ds` param.
    `D - AIRLOOP_MONITOR_OUTCOME_LAG_DAYS` (default 1: yesterday's flights have all landed and
    `ingest_flights` ingested them at midnight). Until `raw/flights/ds=D-1/` exists it records
    *awaiting outcomes*, not zero.
-3. **drift_policy**: fires when the drift share reaches `AIRLOOP_DRIFT_SHARE_THRESHOLD` (0.5) or
-   the AUC falls `AIRLOOP_DRIFT_AUC_DROP` (0.05) below the champion's reference AUC on
-   `AIRLOOP_DRIFT_CONSECUTIVE_DAYS` (3) consecutive days under the same champion, outside a
-   `AIRLOOP_DRIFT_COOLDOWN_DAYS` (14) cooldown. Then it updates the **drift** asset with the
+3. **drift_policy**: fires when the drift signal (share of the policy's columns whose PSI exceeds
+   its calibrated threshold) reaches `AIRLOOP_DRIFT_SHARE_THRESHOLD` (0.5), or the realized AUC of
+   the last 7 labelled days, at its 95% upper bound, is below the champion's holdout AUC by the
+   calibrated tolerance (`airloop monitor calibrate FROM TO`), on `AIRLOOP_DRIFT_CONSECUTIVE_DAYS`
+   (3) consecutive days under the same champion, outside a `AIRLOOP_DRIFT_COOLDOWN_DAYS` (14) cooldown. Then it updates the **drift** asset with the
    evidence and a suggested training window (`window_start`, `window_end`) and sends a drift
    alert. Otherwise the task is *skipped* with the reason (and so is the next task).
 4. **trigger_retraining**: starts `train_model` on that window (run id `drift__D`, so a rerun
