@@ -107,3 +107,28 @@ def test_airflow_local_settings_preloads_the_scheduler_only(tmp_path):
     api_server = _fresh_python(probe.format(argv=["airflow", "api-server"], config=str(ROOT / "config")), env)
     assert scheduler.split() == ["True", "False"]
     assert api_server.split() == ["False", "False"]
+
+
+def test_a_package_star_is_every_module_of_it():
+    from airloop.deploy.preload import expand
+
+    names = expand(("json", "airloop.scoring.*"))
+    assert names[:2] == ["json", "airloop.scoring"]
+    assert {"airloop.scoring.day", "airloop.scoring.lookup", "airloop.scoring.stream"} <= set(names)
+    assert all(n == "json" or n.startswith("airloop.scoring") for n in names)
+    report = preload(("airloop_no_such_package.*",))
+    assert list(report.failed) == ["airloop_no_such_package"]
+
+
+def test_every_default_module_imports():
+    """A name in the list that no longer exists would silently preload nothing."""
+    from airloop.deploy.preload import DEFAULT_MODULES
+
+    out = _fresh_python(
+        "from airloop.deploy.preload import preload, DEFAULT_MODULES; r = preload(DEFAULT_MODULES); "
+        "print(len(r.imported)); print(r.failed)",
+        {},
+    )
+    count, failed = out.strip().splitlines()[-2:]
+    assert failed == "{}"
+    assert int(count) > len(DEFAULT_MODULES)

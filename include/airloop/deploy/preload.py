@@ -39,23 +39,26 @@ DEFAULT_MODULES = (
     "pyarrow.dataset",
     "duckdb",
     "sqlalchemy",
+    "sqlalchemy.dialects.sqlite",
+    "sqlalchemy.dialects.postgresql",
+    "pandera.pandas",
+    "pandera.errors",
     "sklearn.metrics",
     "sklearn.linear_model",
     "xgboost",
-    "airflow.sdk",
-    "airflow.sdk.execution_time.task_runner",
-    "airloop.ingest.ingestion",
-    "airloop.features.compute",
-    "airloop.features.online",
-    "airloop.features.training_set",
-    "airloop.registry",
-    "airloop.training",
-    "airloop.scoring.day",
-    "airloop.monitoring.day",
     "feast",
     "feast.infra.online_stores.sqlite",
     "evidently",
     "evidently.presets",
+    "airflow.sdk",
+    "airflow.sdk.execution_time.task_runner",
+    # The stages, every module of each ("pkg.*"): the list does not go stale as modules are added.
+    "airloop.ingest.*",
+    "airloop.features.*",
+    "airloop.registry.*",
+    "airloop.training.*",
+    "airloop.scoring.*",
+    "airloop.monitoring.*",
 )
 MODES = ("auto", "on", "off")
 
@@ -106,11 +109,33 @@ def modules_from_env(environ: dict[str, str] | None = None) -> tuple[str, ...]:
     return names or DEFAULT_MODULES
 
 
+def expand(modules: tuple[str, ...], report: PreloadReport | None = None) -> list[str]:
+    """``modules`` with each ``pkg.*`` replaced by the package and all its submodules (sorted)."""
+    import pkgutil
+
+    names: list[str] = []
+    for name in modules:
+        if not name.endswith(".*"):
+            names.append(name)
+            continue
+        package_name = name[:-2]
+        try:
+            package = importlib.import_module(package_name)
+        except Exception as error:  # noqa: BLE001
+            if report is not None:
+                report.failed[package_name] = f"{type(error).__name__}: {error}"
+            continue
+        names.append(package_name)
+        paths = getattr(package, "__path__", None) or []
+        names += sorted(info.name for info in pkgutil.walk_packages(paths, prefix=f"{package_name}."))
+    return names
+
+
 def preload(modules: tuple[str, ...] = DEFAULT_MODULES, *, clock=time.perf_counter) -> PreloadReport:
     """Import ``modules`` (in order) into this process; never raises for a module's failure."""
     report = PreloadReport()
     started = clock()
-    for name in modules:
+    for name in expand(modules, report):
         try:
             importlib.import_module(name)
         except Exception as error:  # noqa: BLE001 - a broken optional library must not stop the scheduler
