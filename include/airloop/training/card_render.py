@@ -316,6 +316,7 @@ def weekly_svg(weeks: list[dict], width: int = 520, height: int = 180) -> str:
         out.append(f"<circle class='week' cx='{x(i):.1f}' cy='{y(w['auc']):.1f}' r='3.5' fill='#0f9d58'>"
                    f"<title>week of {w['week_start']}: AUC {w['auc']:.3f} ({w['rows']} flights)</title></circle>")
     for i in sorted({0, len(weeks) - 1}):
-        out.append(f"<text x='{x(i):.1f}' y='{height - 8}' text-anchor='middle'>{weeks[i]['week_start']}</text>")
+        anchor = "middle" if len(weeks) == 1 else "start" if i == 0 else "end"
+        out.append(f"<text x='{x(i):.1f}' y='{height - 8}' text-anchor='{anchor}'>{weeks[i]['week_start']}</text>")
     out.append("</svg>")
     return "".join(out)
