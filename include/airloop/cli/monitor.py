@@ -132,21 +132,28 @@ def cmd_monitoring(args) -> int:
     for row in rows:
         by_day.setdefault(row["ds"], {})[row["kind"]] = row
     fired = {e["ds"] for e in store.drift_events()}
-    print(f"{'date':10}  {'drift':>5}  {'AUC':>5}  {'drop':>6}  notes")
+    # drift: Evidently's share of drifted columns; signal: what the policy counts (calibrated PSI);
+    # AUC / drop: the day alone; 7d AUC / bound: the rolling window and its bounded drop (counted).
+    print(f"{'date':10}  {'drift':>5}  {'signal':>6}  {'AUC':>5}  {'drop':>6}  {'7d AUC':>6}  {'bound':>6}  notes")
     for ds, kinds in sorted(by_day.items()):
         drift, perf = kinds.get("drift") or {}, kinds.get("performance") or {}
         share = f"{drift['drift_share']:.2f}" if drift.get("drift_share") is not None else "-"
         auc = f"{perf['auc']:.3f}" if perf.get("auc") is not None else "-"
         drop = f"{perf['auc_drop']:+.3f}" if perf.get("auc_drop") is not None else "-"
+        signal = f"{drift['drift_signal']:.2f}" if drift.get("drift_signal") is not None else "-"
+        window = f"{perf['window_auc']:.3f}" if perf.get("window_auc") is not None else "-"
+        bound = f"{perf['auc_drop_bound']:+.3f}" if perf.get("auc_drop_bound") is not None else "-"
         notes = []
         if drift.get("drifted_column_names"):
             notes.append("drifted: " + ", ".join(drift["drifted_column_names"]))
+        if drift.get("drift_signal_columns"):
+            notes.append("counted by the policy: " + ", ".join(drift["drift_signal_columns"]))
         for row in (drift, perf):
             if row and row.get("status") != "ok":
                 notes.append(f"{row['kind']} {row['status']}: {row['message']}")
         if ds in fired:
             notes.append("DRIFT EVENT (retraining)")
-        print(f"{ds:10}  {share:>5}  {auc:>5}  {drop:>6}  {'; '.join(notes)}")
+        print(f"{ds:10}  {share:>5}  {signal:>6}  {auc:>5}  {drop:>6}  {window:>6}  {bound:>6}  {'; '.join(notes)}")
     return 0
 
 
