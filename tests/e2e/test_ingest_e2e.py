@@ -162,3 +162,30 @@ def test_a_day_outside_the_replayed_year_is_skipped_not_failed(airflow_stack):
     assert "outside the replayed source, which covers 2025-12-30" in log
     assert stack.asset_events(source_dag_id=DAG_ID, source_run_id=run.run_id) == []
     assert not lake_of(stack).list_keys("raw/flights/ds=2025-12-29/")
+
+
+def test_a_day_past_the_source_waits_in_reschedule_not_a_silent_success(airflow_stack):
+    """A run for 2026-12-30 (after the replayed source ends; not late yet): the extract tasks are
+    rescheduled by the real scheduler (``up_for_reschedule``, no worker slot held), nothing is
+    published, and the run is not a success."""
+    import time
+
+    stack = airflow_stack
+    stack.unpause(DAG_ID)
+    run = stack.trigger(DAG_ID, partition_key="2026-12-30")
+    deadline, states = time.monotonic() + 240, {}
+    while time.monotonic() < deadline:
+        states = {ti["task_id"]: ti["state"] for ti in stack.task_instances(DAG_ID, run.run_id)}
+        if states.get("extract_flights") == "up_for_reschedule" and states.get("extract_weather") == "up_for_reschedule":
+            break
+        time.sleep(3)
+    try:
+        assert states.get("extract_flights") == "up_for_reschedule", states
+        assert states.get("publish_day") in (None, "no_status", "scheduled"), states
+        log = stack.task_log(DAG_ID, run.run_id, "extract_flights")
+        assert "Waiting: flights for 2026-12-30: no data yet" in log, log[-3000:]
+        assert not [k for k in lake_of(stack).list_keys("") if "2026-12-30" in k]
+        (current,) = [r for r in stack.runs(DAG_ID) if r.run_id == run.run_id]
+        assert current.state != "success"
+    finally:  # do not leave a waiting run behind in the shared stack
+        stack.api("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run.run_id}", json={"state": "failed"})
