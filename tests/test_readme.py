@@ -301,6 +301,7 @@ def test_static_checks_catch_what_does_not_exist():
     assert not static_problems(Command(1, "airflow backfill create --dag-id x --from-date 2026-01-01", block))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", COMMANDS, ids=_id)
 def test_readme_command(command: Command, request):
     problems = static_problems(command)
@@ -320,6 +321,7 @@ def test_readme_command(command: Command, request):
         assert done.stdout.strip() == expected.strip(), f"README line {command.line}: the output shown is not what it prints"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda b: f"L{b.line}")
 def test_readme_python_block(block: Block, installation):
     if block.marker == "skip":
