@@ -40,40 +40,52 @@ def _axis(first: date, last: date, x, top: float, bottom: float, ticks: list[flo
     return out
 
 
+def _week_x(monday: str, first: date, last: date, x) -> float:
+    """The middle of the week's days inside the range (a partial week is not drawn off the axis)."""
+    from datetime import timedelta
+
+    lo = max(_day(monday), first)
+    hi = min(_day(monday) + timedelta(days=6), last)
+    return (x(lo) + x(hi)) / 2
+
+
 def auc_chart(report: dict, width: int = 1000, height: int = 320) -> str:
-    """Realized AUC per week per policy, trainings and firings as markers."""
+    """Realized AUC per week per policy; under it one lane of events per policy (trainings:
+    filled when promoted, a ring when the gate refused; drift firings: a triangle)."""
     points = [(p["policy"], w) for p in report["policies"] for w in p["weekly"] if w["auc"] is not None]
     if not points:
         return "<p>No week has realized outcomes yet.</p>"
     first, last = _day(report["start"]), _day(report["end"])
     aucs = [w["auc"] for _, w in points]
     low, high = min(aucs) - 0.01, max(aucs) + 0.01
-    left, top, bottom = 50.0, 10.0, height - 30.0
+    lanes = len(report["policies"])
+    left, top, bottom = 130.0, 10.0, height - 30.0
+    total = int(height + 18 * lanes + 10)
     x = _x_scale(first, last, left, width - left - 10)
     y = lambda v: bottom - (bottom - top) * (v - low) / ((high - low) or 1)  # noqa: E731
     ticks = [round(low + (high - low) * i / 4, 3) for i in range(5)]
     out = _axis(first, last, x, top, bottom, ticks, y, lambda t: f"{t:.3f}")
     for i, figures in enumerate(report["policies"]):
         color = COLORS[i % len(COLORS)]
-        weekly = {w["week"]: w for w in figures["weekly"] if w["auc"] is not None}
-        path = " ".join(f"{x(_day(k)):.1f},{y(w['auc']):.1f}" for k, w in sorted(weekly.items()))
+        weekly = sorted((w["week"], w) for w in figures["weekly"] if w["auc"] is not None)
+        path = " ".join(f"{_week_x(k, first, last, x):.1f},{y(w['auc']):.1f}" for k, w in weekly)
         out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"><title>{escape(figures["policy"])}</title></polyline>')
+        for k, w in weekly:
+            tip = f"{figures['policy']} week of {k}: AUC {w['auc']:.3f} on {w['flights']} flights"
+            out.append(f'<circle cx="{_week_x(k, first, last, x):.1f}" cy="{y(w["auc"]):.1f}" r="2.5" fill="{color}"><title>{escape(tip)}</title></circle>')
+        lane = height + 18 * i + 4
+        out.append(f'<text x="{left - 6}" y="{lane + 4}" font-size="11" text-anchor="end" fill="{color}">{escape(figures["policy"])}</text>'
+                   f'<line x1="{left}" y1="{lane}" x2="{width - 10}" y2="{lane}" stroke="#eee"/>')  # fmt: skip
         for training in figures["trainings"]:
-            wk = _week_of(training["ds"])
-            if wk not in weekly:
-                continue
-            cx, cy = x(_day(training["ds"])), y(weekly[wk]["auc"])
             fill = color if training.get("status") == "promoted" else "#fff"
             tip = f"{figures['policy']} {training['ds']}: v{training.get('version', '-')} {training.get('status')} ({training.get('reason', '')})"
-            out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{fill}" stroke="{color}"><title>{escape(tip)}</title></circle>')
+            out.append(f'<circle cx="{x(_day(training["ds"])):.1f}" cy="{lane}" r="4.5" fill="{fill}" stroke="{color}" stroke-width="1.5">'
+                       f"<title>{escape(tip)}</title></circle>")  # fmt: skip
         for firing in figures["firings"]:
-            wk = _week_of(firing["ds"])
-            if wk not in weekly:
-                continue
-            cx, cy = x(_day(firing["ds"])), y(weekly[wk]["auc"]) - 9
+            cx = x(_day(firing["ds"]))
             tip = f"{figures['policy']} drift fired {firing['ds']}: {(firing.get('evidence') or {}).get('reason', '')}"
-            out.append(f'<path d="M{cx:.1f},{cy + 6:.1f} l-5,-9 h10 z" fill="{color}"><title>{escape(tip)}</title></path>')
-    return _svg(out, width, height) + _legend(report)
+            out.append(f'<path d="M{cx:.1f},{lane + 3:.1f} l-5,-9 h10 z" fill="#d62728" opacity="0.8"><title>{escape(tip)}</title></path>')
+    return _svg(out, width, total) + _legend(report)
 
 
 def signal_chart(figures: dict, index: int, thresholds: dict, width: int = 1000, height: int = 160) -> str:
@@ -121,7 +133,8 @@ def _svg(parts: list[str], width: int, height: int) -> str:
 
 def _legend(report: dict) -> str:
     items = [f"<span style='color:{COLORS[i % len(COLORS)]}'>&#9644; {escape(p['policy'])}</span>" for i, p in enumerate(report["policies"])]
-    items.append("<span>&#9679; promoted &#9675; refused by the gate &#9660; drift fired</span>")
+    items.append("<span>lanes under the plot: &#9679; trained and promoted, &#9675; trained, kept out by the gate, "
+                 "<span style='color:#d62728'>&#9660;</span> drift fired</span>")
     return "<p class='legend'>" + "".join(items) + "</p>"
 
 
