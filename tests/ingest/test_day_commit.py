@@ -158,7 +158,7 @@ def test_a_fault_at_every_write_keeps_the_last_good_day_or_rolls_it_forward(lake
     print(f"\n{kind}: {len(outcomes)} failure points", *(f"{label}: {o}" for label, o in outcomes), sep="\n  ")
 
 
-def test_a_crash_between_two_tables_manifests_is_detected_and_recovered_alone(sources):
+def test_a_crash_between_two_tables_manifests_is_detected_and_recovered_alone(sources, capsys, monkeypatch):
     """What a reader meets between two manifests of one commit, and ``recover_day`` mending it."""
     old, new = sources
     from airloop.core.storage import open_lake
@@ -182,8 +182,13 @@ def test_a_crash_between_two_tables_manifests_is_detected_and_recovered_alone(so
     assert "commit of run crashed is not fully applied" in problems
     assert any("raw/flights of 2026-03-08 was published with weather in commit" in p for p in problems), problems
     assert published(lake) != restore_point
-    assert len(recover_day(lake, DAY.isoformat())) == 1
-    assert day_status(lake, DAY.isoformat(), TABLES) == []
+    from airloop.cli import main
+
+    assert main(["ingest-status", DAY.isoformat()]) == 1
+    assert "inconsistent: commit of run crashed is not fully applied" in capsys.readouterr().out
+    assert main(["ingest-status", DAY.isoformat(), "--repair"]) == 0
+    assert "2026-03-08: consistent (flights, weather)" in capsys.readouterr().out
+    assert day_status(lake, DAY.isoformat(), TABLES) == [] and recover_day(lake, DAY.isoformat()) == ()
     assert lake.list_keys("_ingest/") == []
 
 

@@ -114,6 +114,27 @@ def cmd_calibrate_volume(args) -> int:
     return 1 if failing else 0
 
 
+def cmd_ingest_status(args) -> int:
+    """Say whether a day's published tables belong together; ``--repair`` rolls interrupted commits forward."""
+    from airloop.core.storage import open_lake
+    from airloop.core.usecase import load_use_case
+    from airloop.ingest import day_status, recover_day
+
+    settings = _settings()
+    use_case = load_use_case(settings.use_case)
+    day, lake = use_case.day(args.ds), open_lake(settings)
+    tables = list(use_case.tables)
+    if args.repair:
+        for commit_id in recover_day(lake, day.key):
+            print(f"rolled commit {commit_id} of {day.key} forward")
+    problems = day_status(lake, day.key, tables)
+    for problem in problems:
+        print(f"inconsistent: {problem}")
+    if not problems:
+        print(f"{day.key}: consistent ({', '.join(tables)})")
+    return 1 if problems else 0
+
+
 def cmd_partitions(args) -> int:
     from airloop.core.storage import list_partitions, open_lake, read_manifest
 
@@ -204,6 +225,11 @@ def add_commands(sub) -> None:
     p.add_argument("--show", type=int, default=5, help="how many lowest and highest days to list")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_calibrate_volume)
+
+    p = sub.add_parser("ingest-status", help="whether a day's published tables belong to one commit")
+    p.add_argument("ds", help="day YYYY-MM-DD")
+    p.add_argument("--repair", action="store_true", help="roll interrupted commits of the day forward first")
+    p.set_defaults(func=cmd_ingest_status)
 
     p = sub.add_parser("partitions", help="list published partitions with their manifests")
     p.add_argument("zone", help="zone prefix, e.g. raw/flights or quarantine/weather")
