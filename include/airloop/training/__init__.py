@@ -15,6 +15,9 @@ The flow the ``train_model`` DAG runs, one module per step:
 - :mod:`~airloop.training.promotion`: champion versus challenger on the same holdout, register
   as ``models/<name>/v<N>/``, promote or record the refusal.
 - :mod:`~airloop.training.gate`: the promotion rule (:func:`decide`).
+- :mod:`~airloop.training.model_card` / :mod:`~airloop.training.card_render`: the model card of a
+  version (one source, HTML and Markdown), written beside the model at registration.
+- :mod:`~airloop.training.approval`: the optional human gate (``AIRLOOP_PROMOTION_APPROVAL``).
 
 Everything model-specific (label, slice column, parameters, thresholds) comes from the use
 case's :class:`~airloop.core.usecase.ModelSpec`. No Airflow imports here.
