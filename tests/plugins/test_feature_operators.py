@@ -20,7 +20,7 @@ from airloop_plugins.hooks import FeatureStoreHook
 from airloop_plugins.operators import FeastApplyOperator, FeastMaterializeOperator, FeatureComputeOperator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
-from feature_helpers import D0, D1, leakage_lake, logical_day  # noqa: E402
+from feature_helpers import D0, D1, D2, leakage_lake, logical_day  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 OPERATORS = [FeatureComputeOperator, FeastApplyOperator, FeastMaterializeOperator]
@@ -89,20 +89,62 @@ def test_dag_run_applies_computes_and_materializes_a_partition(settings, lake):
     assert report.ok, report.mismatches
 
 
-def test_compute_skips_naming_every_missing_raw_partition_and_the_backfill(settings, lake, caplog):
-    """Raw history not ingested yet is not a fault: a skip (no retries) with the reason and the fix."""
+class RescheduledTI:
+    """The task instance's one call here: when its first reschedule was (None: never)."""
+
+    def __init__(self, first=None):
+        self.first = first
+
+    def get_first_reschedule_date(self, context):
+        return self.first
+
+
+def test_compute_waits_in_reschedule_mode_for_raw_days_just_before_it(settings, lake):
+    """A backfill's days finish out of order: the day before is about to arrive, so the task waits
+    (up_for_reschedule: no worker slot, no retry spent) instead of failing or giving up."""
+    from datetime import datetime, timezone
+
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    leakage_lake(lake)
+    lake.delete(lake.list_keys(f"raw/flights/ds={D0}/"))
+    op = FeatureComputeOperator(task_id="compute_features", ds=str(D1), poke_interval_s=45)
+    before = datetime.now(timezone.utc)
+    with pytest.raises(AirflowRescheduleException) as waiting:
+        op.execute(context(ti=RescheduledTI()))
+    assert 44 <= (waiting.value.reschedule_date - before).total_seconds() <= 60
+    assert lake.list_keys("features/") == []
+
+
+def test_compute_skips_when_the_wait_ran_out_naming_every_missing_day_and_the_backfill(settings, lake):
+    from datetime import datetime, timedelta, timezone
+
     from airflow.sdk.exceptions import AirflowSkipException
 
     leakage_lake(lake)
     lake.delete(lake.list_keys(f"raw/weather/ds={D1}/"))
     lake.delete(lake.list_keys(f"raw/flights/ds={D0}/"))
-    op = FeatureComputeOperator(task_id="compute_features", ds=str(D1))
+    op = FeatureComputeOperator(task_id="compute_features", ds=str(D1), wait_timeout_s=1800)
+    started = datetime.now(timezone.utc) - timedelta(seconds=1860)
     with pytest.raises(AirflowSkipException) as skipped:
-        op.execute(context())
+        op.execute(context(ti=RescheduledTI(started)))
     reason = str(skipped.value)
     assert reason.startswith(f"inputs not there yet: features of {D1} need raw history")
     assert f"flights {D0}" in reason and f"weather {D1}" in reason  # every missing day, per table
-    assert f"make backfill DAG=ingest_flights FROM={D0} TO={D1}" in reason
+    assert f"make backfill DAG=ingest_flights FROM={D0} TO={D1}" in reason and "(waited 18" in reason
+    assert lake.list_keys("features/") == []
+
+
+def test_compute_skips_at_once_when_older_history_was_never_ingested(settings, lake):
+    """A fresh start: weeks of raw history missing, which no wait brings."""
+    from datetime import timedelta
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    leakage_lake(lake)  # D0 .. D2 only
+    day = D2 + timedelta(days=20)
+    with pytest.raises(AirflowSkipException, match=f"FROM={D2 + timedelta(days=1)} TO={day}"):
+        FeatureComputeOperator(task_id="compute_features", ds=str(day)).execute(context(ti=RescheduledTI()))
     assert lake.list_keys("features/") == []
 
 

@@ -12,29 +12,64 @@ from airloop_plugins.operators.base import PartitionedOperator
 class FeatureComputeOperator(PartitionedOperator):
     """Compute day ``ds``'s partition of every feature view from the raw zone (``features/<view>/ds=<ds>/``).
 
-    Raw partitions it needs that are not ingested yet (a fresh start has less raw history than
-    the views' lookback; a backfill's days finish out of order) are not a fault: the task is
-    *skipped*, its log naming every missing day and the backfill that brings them, and nothing
-    is written. A computation that does not match the Feast definitions fails at once, without
-    retries (a retry computes the same thing). A rerun publishes identical bytes.
+    Raw partitions it needs that are not ingested yet are not a fault, and nothing is written:
+
+    * only days close before ``ds`` missing (within ``wait_window_days``: a backfill's days
+      finish out of order, a night's ingestion runs late): the task *waits* in reschedule mode
+      (``up_for_reschedule``, no worker slot held, no retry spent), checking every
+      ``poke_interval_s``, for up to ``wait_timeout_s``;
+    * older history missing (a fresh start has less raw history than the views' lookback), or
+      the wait ran out: the task is *skipped*, its log naming every missing day and the
+      backfill that brings them.
+
+    A computation that does not match the Feast definitions fails at once, without retries (a
+    retry computes the same thing). A rerun publishes identical bytes.
 
     :param ds: partition date ``YYYY-MM-DD`` (templated); resolved from the run when omitted.
     :param views: restrict to these feature views (default: all).
+    :param wait_window_days: missing raw days at most this many days before ``ds`` are waited for.
+    :param wait_timeout_s: longest wait for them, from the first check.
+    :param poke_interval_s: time between checks while waiting.
     """
 
     template_fields = ("ds", "views")
     ui_color = "#eef7e8"
 
-    def __init__(self, *, views: list[str] | None = None, **kwargs):
+    def __init__(self, *, views: list[str] | None = None, wait_window_days: int = 7, wait_timeout_s: int = 1800,
+                 poke_interval_s: int = 60, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         self.views = views
+        self.wait_window_days = wait_window_days
+        self.wait_timeout_s = wait_timeout_s
+        self.poke_interval_s = poke_interval_s
+
+    def wait_or_skip(self, context, day, exc) -> None:
+        """Raise the reschedule that waits for raw days about to arrive, else the skip."""
+        from datetime import datetime, timedelta, timezone
+
+        from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
+
+        missing = sorted(d for days in exc.missing.values() for d in days)
+        reason = inputs_not_ready(day, exc)
+        if missing[0] >= day.date - timedelta(days=int(self.wait_window_days)):
+            now = datetime.now(timezone.utc)
+            ti = context.get("ti")
+            first = ti.get_first_reschedule_date(context) if ti is not None else None
+            waited = (now - first).total_seconds() if first else 0.0
+            if waited < int(self.wait_timeout_s):
+                self.log.info("Waiting for raw days %s .. %s (ingesting?): checked again in %ss, for up to %ss more",
+                              missing[0], missing[-1], self.poke_interval_s, int(int(self.wait_timeout_s) - waited))  # fmt: skip
+                raise AirflowRescheduleException(now + timedelta(seconds=int(self.poke_interval_s)))
+            reason += f" (waited {int(waited)} s for them)"
+        self.log.warning("%s", reason)
+        raise AirflowSkipException(reason)
 
     @cached_property
     def lake_hook(self) -> LakeHook:
         return LakeHook()
 
     def execute(self, context):
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from airloop.features import compute_features, FeatureSchemaMismatch, MissingRawPartition
 
@@ -42,9 +77,7 @@ class FeatureComputeOperator(PartitionedOperator):
         try:
             manifests = compute_features(day, settings=self.settings, views=self.views or None, lake=self.lake_hook.lake)
         except MissingRawPartition as exc:
-            reason = inputs_not_ready(day, exc)
-            self.log.warning("%s", reason)
-            raise AirflowSkipException(reason) from None
+            self.wait_or_skip(context, day, exc)
         except FeatureSchemaMismatch as exc:
             raise AirflowFailException(f"FeatureSchemaMismatch: {exc}") from None
         for view, manifest in manifests.items():
