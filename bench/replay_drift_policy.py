@@ -16,10 +16,12 @@ earlier days only) is trained on January to mid-March; the last fifth of Q1's da
    decided day by day with the AUC of a day known the day after.
 
 Modes: frozen (default: the model is never replaced, so the firings show when and how long it is
-worse); ``--retrain``: on each firing a new model is trained on the suggested window (its last
-fifth the holdout, the new baseline) and the count starts afresh, as the loop does;
-``--break COLUMN --break-from DAY --break-days N``: a controlled degradation, the column's values
-shuffled across the day's flights (a broken feature pipeline), which must fire.
+worse); ``--retrain``: on each firing a challenger is trained on the suggested window (its last fifth the
+holdout) and promoted only when it beats the champion there by the use case's margin (the gate);
+a promoted model's holdout AUC is the new baseline and the count starts afresh, as the loop does;
+``--break COLUMNS --break-from DAY --break-days N``: a controlled degradation, the columns' values
+handed to other flights of the same day (a feature join on the wrong key; ``delay-stats`` breaks
+every delayed share and delay mean), which must fire.
 
 Prints the calibration, the daily signals as weekly rows (drift signal, window AUC and bound,
 realized weekly AUC, breaching days), the firings with their evidence, and the counts of the old
@@ -106,7 +108,8 @@ def main() -> int:
     parser.add_argument("--start", default="2013-04-01")
     parser.add_argument("--end", default="2013-12-31")
     parser.add_argument("--retrain", action="store_true", help="retrain on the suggested window when the policy fires")
-    parser.add_argument("--break", dest="broken", help="column to break (shuffled across each day's flights)")
+    parser.add_argument("--break", dest="broken", help="columns to break, comma-separated, or delay-stats "
+                        "(every delayed share and delay mean): shuffled across each day's flights")  # fmt: skip
     parser.add_argument("--break-from", default="2013-06-03")
     parser.add_argument("--break-days", type=int, default=21)
     parser.add_argument("--calibration-out", help="write the calibration JSON here")
@@ -124,13 +127,18 @@ def main() -> int:
     use_case = load_use_case()
     config = MonitorConfig.from_env(use_case)
     if args.broken:
-        if args.broken not in inputs:
-            raise SystemExit(f"--break {args.broken}: not a model input ({', '.join(inputs)})")
+        broken = [c for c in inputs if "_delayed_share_" in c or "_dep_delay_mean_" in c] if args.broken == "delay-stats" \
+            else args.broken.split(",")  # fmt: skip
+        unknown = [c for c in broken if c not in inputs]
+        if unknown:
+            raise SystemExit(f"--break {', '.join(unknown)}: not a model input ({', '.join(inputs)})")
         broken_days = {(date.fromisoformat(args.break_from) + timedelta(days=i)).isoformat() for i in range(args.break_days)}
         rng = np.random.default_rng(0)
         for ds in sorted(broken_days):
-            mask = (rows["ds"] == ds).to_numpy()
-            rows.loc[mask, args.broken] = rng.permutation(rows.loc[mask, args.broken].to_numpy())
+            # One permutation for every broken column: a join on the wrong key hands each flight
+            # another flight's values.
+            where = np.flatnonzero((rows["ds"] == ds).to_numpy())
+            rows.iloc[where, [rows.columns.get_loc(c) for c in broken]] = rows.iloc[rng.permutation(where), [rows.columns.get_loc(c) for c in broken]].to_numpy()
     q1_days = sorted(d for d in rows["ds"].unique() if d < "2013-04-01")
     model, train, holdout = fit(rows, inputs, q1_days)
     version = 1
@@ -158,7 +166,8 @@ def main() -> int:
     print(f"policy: drift signal >= {policy.drift_share_threshold}, bounded AUC drop >= {policy.auc_drop_threshold:.3f} "
           f"({config.auc_window_days}-day window, {config.auc_confidence:.0%} bound), {policy.consecutive_days} "
           f"consecutive days, {policy.cooldown_days}-day cooldown; mode: {'retrain on firing' if args.retrain else 'frozen model'}"
-          + (f"; {args.broken} broken {args.break_from} + {args.break_days} days" if args.broken else ""))  # fmt: skip
+          + (f"; {len(broken)} columns ({args.broken}) broken from {args.break_from} for {args.break_days} days"
+             if args.broken else ""))  # fmt: skip
     print(f"(setup {time.perf_counter() - started:.0f} s)", flush=True)
 
     history: list = []
@@ -166,7 +175,7 @@ def main() -> int:
     labelled_by_day: dict[str, tuple] = {}
     daily = []
     old_drift_breaches = old_auc_breaches = 0
-    trainings = 1
+    trainings, promotions = 1, 1
     replay_started = time.perf_counter()
     for source in use_case.day(args.start).range_to(use_case.day(args.end)):
         today = rows[rows["ds"] == source.key]
@@ -203,18 +212,31 @@ def main() -> int:
             if args.retrain:
                 end = source.shift(-policy.outcome_lag_days)
                 days = [end.shift(-i).key for i in range(policy.training_window_days)][::-1]
-                model, train, holdout = fit(rows, inputs, days)
+                challenger, train_c, holdout_c = fit(rows, inputs, days)
                 trainings += 1
-                version += 1
-                later = rows["ds"] > source.key
-                rows.loc[later, "score"] = model.predict_proba(as_model_input(rows.loc[later, inputs]))[:, 1]
-                holdout_scores = model.predict_proba(as_model_input(holdout[inputs]))[:, 1]
-                baseline = roc_auc(holdout["is_delayed"].astype(int), holdout_scores)
-                reference = rows.loc[train.index, inputs].assign(
-                    score=model.predict_proba(as_model_input(train[inputs]))[:, 1]).sample(n=min(5000, len(train)), random_state=13)
-                daily[-1]["reason"] += f" -> v{version} trained on {days[0]}..{days[-1]}, holdout AUC {baseline:.3f}"
+                # The gate, as train_model's: the challenger must beat the champion on the
+                # challenger's holdout by the use case's margin, else the champion stays.
+                labels_c = holdout_c["is_delayed"].astype(int)
+                challenger_auc = roc_auc(labels_c, challenger.predict_proba(as_model_input(holdout_c[inputs]))[:, 1])
+                champion_auc = roc_auc(labels_c, model.predict_proba(as_model_input(holdout_c[inputs]))[:, 1])
+                margin = use_case.model.promotion_margin
+                if challenger_auc >= champion_auc + margin:
+                    model, train, holdout = challenger, train_c, holdout_c
+                    version += 1
+                    promotions += 1
+                    later = rows["ds"] > source.key
+                    rows.loc[later, "score"] = model.predict_proba(as_model_input(rows.loc[later, inputs]))[:, 1]
+                    baseline = challenger_auc
+                    reference = rows.loc[train.index, inputs].assign(
+                        score=model.predict_proba(as_model_input(train[inputs]))[:, 1]).sample(n=min(5000, len(train)), random_state=13)
+                    verdict = f"promoted as v{version}"
+                else:
+                    verdict = f"kept v{version}"
+                daily[-1]["reason"] += (f" -> challenger on {days[0]}..{days[-1]}: holdout AUC {challenger_auc:.3f} vs champion "
+                                        f"{champion_auc:.3f}, {verdict}")  # fmt: skip
     seconds = time.perf_counter() - replay_started
     args.drift_threshold, args.auc_threshold = policy.drift_share_threshold, policy.auc_drop_threshold
+    args.promotions = promotions
     report(daily, fired, old_drift_breaches, old_auc_breaches, trainings, seconds, args)
     return 0
 
@@ -239,7 +261,7 @@ def report(daily, fired, old_drift_breaches, old_auc_breaches, trainings, second
         print(f"  {monday}  {np.mean(signals):12.2f}  {np.mean(windows) if windows else float('nan'):15.3f}"
               f"  {max(bounds) if bounds else float('nan'):+12.3f}  {week_auc:19.3f}  {sum(d['breach'] for d in days):14d}"
               f"  {' '.join(fires)}")  # fmt: skip
-    print(f"\npolicy fired {len(fired)} times (source dates; replayed = source + {OFFSET.days} days); trainings: {trainings}")
+    print(f"\npolicy fired {len(fired)} times (source dates; replayed = source + {OFFSET.days} days); trainings / promoted: {trainings} / {args.promotions}")
     for d in daily:
         if d["fire"]:
             after = [x for x in daily if d["ds"] < x["ds"] <= d["ds"] + timedelta(days=14)]
