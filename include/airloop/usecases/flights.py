@@ -279,6 +279,22 @@ def _gate_arrival(flights, airports):
     return pd.Series(pd.DatetimeIndex(out, tz="UTC"), index=flights.index)
 
 
+_LAST_ARRIVALS: list = []  # [(weakref to flights, weakref to airports, arrivals)]: the views of one day share them
+
+
+def _gate_arrivals_of(flights, airports):
+    """:func:`_gate_arrival`, computed once for the three delay views of a day (same frames)."""
+    import weakref
+
+    if _LAST_ARRIVALS:
+        flights_ref, airports_ref, arrivals = _LAST_ARRIVALS[0]
+        if flights_ref() is flights and airports_ref() is airports and len(arrivals) == len(flights):
+            return arrivals
+    arrivals = _gate_arrival(flights, airports)
+    _LAST_ARRIVALS[:] = [(weakref.ref(flights), weakref.ref(airports), arrivals)]
+    return arrivals
+
+
 def _delay_stats(key: str, key_sql: str, prefix: str):
     """A snapshot of delay statistics per ``key`` at the instant day D closes.
 
@@ -294,7 +310,7 @@ def _delay_stats(key: str, key_sql: str, prefix: str):
 
         flights = frames["flights"]
         arrivals = flights[["carrier", "origin", "dest", "dep_delay", "arr_delay"]].assign(
-            arrival_ts=_gate_arrival(flights, ctx.dimensions["airports"])
+            arrival_ts=_gate_arrivals_of(flights, ctx.dimensions["airports"])
         )
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'; SET threads = 1")  # one thread: same floats, same bytes
