@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from airloop.scoring import (
+    view_prefixes,
     FeatureLookup,
     prediction_prefix,
     read_predictions,
@@ -120,7 +121,9 @@ def test_scores_a_day_with_the_real_feature_service(feature_env, loaded_source):
         )
 
     manifest = read_manifest(env.lake, prediction_prefix(SCORED))
-    assert [p["partition"] for p in manifest["inputs"]["partitions"]] == sorted(upstream_partitions(SCORED, USE_CASE))
+    prefixes = view_prefixes(env.settings, USE_CASE, lake=env.lake)
+    assert prefixes["carrier_delay_stats"] == "features/carrier_delay_stats/v2"  # the rows version, as registered
+    assert [p["partition"] for p in manifest["inputs"]["partitions"]] == sorted(upstream_partitions(SCORED, USE_CASE, prefixes))
     assert all(p["partition"].endswith(f"ds={SCORED.shift(-1).key}") for p in manifest["inputs"]["partitions"])
     assert manifest["feature_service"] == USE_CASE.features.feature_service
 
@@ -148,7 +151,7 @@ def test_nightly_scoring_needs_only_the_previous_days_partitions(feature_env, tm
     env = feature_env
     clear_predictions(env)
     moved = []
-    for prefix in upstream_partitions(SCORED.shift(1), USE_CASE):  # features/<view>/ds=D
+    for prefix in upstream_partitions(SCORED.shift(1), USE_CASE, view_prefixes(env.settings, USE_CASE, lake=env.lake)):  # day D
         source = env.lake.local_path(prefix)
         target = tmp_path / prefix.replace("/", "_")
         shutil.move(source, target)

@@ -349,7 +349,7 @@ def season_plan(start, end, *, settings: "Settings", warmup_days: int = 28,
                        data_first=data_first, data_last=data_last)  # fmt: skip
 
 
-def missing_feature_days(lake: "Lake", use_case, days: "list[LogicalDay]") -> "list[LogicalDay]":
+def missing_feature_days(lake: "Lake", use_case, days: "list[LogicalDay]", prefixes: "dict[str, str] | None" = None) -> "list[LogicalDay]":
     """Days of ``days`` where some feature view has no published partition.
 
     Day D's partitions are the ones scoring D + 1 waits for (:func:`airloop.scoring.upstream_partitions`),
@@ -358,7 +358,7 @@ def missing_feature_days(lake: "Lake", use_case, days: "list[LogicalDay]") -> "l
     from airloop.core.storage import read_manifest
     from airloop.scoring import upstream_partitions
 
-    return [d for d in days if any(read_manifest(lake, p) is None for p in upstream_partitions(d.shift(1), use_case))]
+    return [d for d in days if any(read_manifest(lake, p) is None for p in upstream_partitions(d.shift(1), use_case, prefixes))]
 
 
 def run_season(
@@ -396,6 +396,7 @@ def run_season(
     from airloop.core.storage import open_lake
     from airloop.core.usecase import load_use_case
     from airloop.registry import ModelRegistry
+    from airloop.scoring import view_prefixes
 
     use_case = load_use_case(settings.use_case)
     plan = season_plan(start, end, settings=settings, warmup_days=warmup_days, data=data)
@@ -413,14 +414,14 @@ def run_season(
         client.backfill("ingest_flights", days[0].date, days[-1].date)
         client.wait_for_partitions("ingest_flights", keys, timeout_s, log)
         client.wait_for_partitions("materialize_features", keys, timeout_s, log)
-        missing = missing_feature_days(lake, use_case, feature_days)
+        missing = missing_feature_days(lake, use_case, feature_days, view_prefixes(settings, use_case, lake=lake))
         if missing:
             log(f"[season] features for {len(missing)} days ({missing[0]} .. {missing[-1]}) after their raw history")
             before = {r["dag_run_id"] for r in client.runs("materialize_features")}
             for day in missing:
                 client.trigger("materialize_features", {"ds": day.key})
             client.wait_idle("materialize_features", timeout_s, before)
-            still = missing_feature_days(lake, use_case, missing)
+            still = missing_feature_days(lake, use_case, missing, view_prefixes(settings, use_case, lake=lake))
             if still:
                 raise SeasonError(f"materialize_features published nothing for {[d.key for d in still][:5]}: "
                                   "see its runs (task log of compute_features) in the Airflow UI")  # fmt: skip

@@ -39,7 +39,7 @@ from airloop.scoring.readback import read_predictions, trace_prediction
 from airloop.scoring.runs import ScoringRuns, ensure_scoring_runs
 from airloop.scoring.schedule import read_schedule
 from airloop.scoring.stream import score_stream
-from airloop.scoring.upstream import missing_inputs, upstream_partitions
+from airloop.scoring.upstream import missing_inputs, upstream_partitions, view_prefixes
 
 __all__ = [
     "FeatureLookup",
@@ -62,4 +62,5 @@ __all__ = [
     "score_stream",
     "trace_prediction",
     "upstream_partitions",
+    "view_prefixes",
 ]

@@ -57,7 +57,7 @@ class FeatureLookup:
 
     def input_partitions(self, day: "LogicalDay") -> list[str]:
         """Lake prefixes checked (and recorded as lineage) before ``day`` is scored."""
-        return upstream_partitions(day, self._use_case)
+        return upstream_partitions(day, self._use_case, {view.name: view.lake_prefix for view in self.layout.views})
 
     @cached_property
     def layout(self):

@@ -8,27 +8,57 @@ sha256) that records them as the predictions' lineage.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+import logging
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from airloop.core.storage import Lake, StorageError, partition_prefix, read_manifest, sha256_bytes
 from airloop.scoring.errors import ScoringError, UpstreamCorruptError, UpstreamNotReadyError
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
+    from airloop.core.config import Settings
     from airloop.core.dates import LogicalDay
     from airloop.core.usecase import UseCase
 
 
-def upstream_partitions(day: "LogicalDay", use_case: "UseCase") -> list[str]:
+def upstream_partitions(day: "LogicalDay", use_case: "UseCase", prefixes: "Mapping[str, str] | None" = None) -> list[str]:
     """The partitions scoring ``day`` waits for: every feature view's partition of the day before.
 
     They are the newest data the features as of ``day``'s prediction time can hold (the day
     before is the last day ingested by then); older partitions were checked when they were the
     newest.
+
+    :param prefixes: view name -> where its rows live in the lake, from the registered feature
+        definitions (:func:`view_prefixes`): a view whose rows changed meaning lives under a
+        versioned prefix (``features/<view>/v2``). Views not named use ``features/<view>``.
     """
     if use_case.features is None:
         raise ScoringError(f"use case {use_case.name!r} defines no features (use_case.features)")
     previous = day.shift(-1).key
-    return [partition_prefix("features", view.name, previous) for view in use_case.features.views]
+    prefixes = prefixes or {}
+    return [
+        f"{prefixes[view.name]}/ds={previous}" if view.name in prefixes else partition_prefix("features", view.name, previous)
+        for view in use_case.features.views
+    ]
+
+
+def view_prefixes(settings: "Settings", use_case: "UseCase", *, lake: Lake | None = None) -> dict[str, str]:
+    """Each view's lake prefix as the feature service's registered layout names it.
+
+    Empty when nothing is registered yet (a fresh start): the default prefixes then name what
+    is missing. Reads the lake's layout record (no Feast import) when it is current.
+    """
+    from airloop.features.registered_layout import registered_layout
+
+    if use_case.features is None:
+        return {}
+    try:
+        layout = registered_layout(settings, use_case.features.feature_service, lake=lake)
+    except Exception as error:  # noqa: BLE001 - not applied yet / no registry: fall back to the defaults
+        log.info("feature service %s not registered yet (%s): default feature prefixes", use_case.features.feature_service, error)
+        return {}
+    return {view.name: view.lake_prefix for view in layout.views}
 
 
 def verify_inputs(lake: Lake, prefixes: Iterable[str]) -> list[dict]:

@@ -38,10 +38,12 @@ class PredictionInputsSensor(PartitionedOperator, BaseSensorOperator):
         return LakeHook()
 
     def poke(self, context) -> bool:
-        from airloop.scoring import missing_inputs, upstream_partitions
+        from airloop.scoring import missing_inputs, upstream_partitions, view_prefixes
 
         day = self.logical_day(context)
-        self._missing = missing_inputs(self.lake_hook.lake, upstream_partitions(day, self.use_case))
+        lake = self.lake_hook.lake
+        prefixes = view_prefixes(self.settings, self.use_case, lake=lake)
+        self._missing = missing_inputs(lake, upstream_partitions(day, self.use_case, prefixes))
         if self._missing:
             absent = missing_history(self.lake_hook.lake, day.shift(-1), self.use_case, self.settings)
             if absent:
