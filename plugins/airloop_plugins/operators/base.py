@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+import time
 from datetime import date
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -36,6 +38,31 @@ class PartitionedOperator(BaseOperator):
         from airloop.core.usecase import load_use_case
 
         return load_use_case(self.settings.use_case)
+
+    def pre_execute(self, context):
+        """Log how long the task process took to reach its work (``airloop task: started up``).
+
+        From the process's start (the fork of the executor's worker) to here: Airflow's task
+        runner, the DAG file's parse, and every import not preloaded (``airloop.deploy.preload``).
+        ``bench/bench_year.py`` reads these lines.
+        """
+        super().pre_execute(context)
+        self._work_started = time.monotonic()
+        try:
+            import psutil
+
+            startup = time.time() - psutil.Process().create_time()
+        except Exception:  # noqa: BLE001 - a figure for the log, never a reason to fail
+            return
+        self.log.info("airloop task: started up in %.2f s (process start to the stage's work)", startup)
+
+    def post_execute(self, context, result=None):
+        """Log the work's seconds and the process's peak RSS (``airloop task: work ...``)."""
+        super().post_execute(context, result)
+        started = getattr(self, "_work_started", None)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        work = f"{time.monotonic() - started:.2f} s" if started is not None else "?"
+        self.log.info("airloop task: work %s, peak RSS %.0f MB", work, peak_mb)
 
     def logical_day(self, context) -> "LogicalDay":
         """The run's day, parsed once here (the boundary) into the value the stages take."""
