@@ -4,7 +4,7 @@
 # A demo, closed by default: its secrets and the login's password file are readable by their
 # owner only (0600), and connections and variables are encrypted with a Fernet key. The login is
 # Airflow's simple auth manager, which is for this demo only (see the README's "Production").
-# AIRLOOP_DEMO_PREPARE_ONLY=1 prepares all that and stops before starting Airflow.
+# AIRLOOP_DEMO_PREPARE_ONLY=1 prepares all that and stops before seeding and starting Airflow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AIRFLOW_HOME="$PWD" PATH="$PWD/.venv/bin:$PATH"
@@ -45,12 +45,24 @@ if [ -n "${AIRLOOP_DEMO_PREPARE_ONLY:-}" ]; then
   exit 0
 fi
 
+# A living loop from the first screen: the history the DAGs read (the features' raw lookback,
+# feature days, a first champion, a scored and monitored week up to yesterday), made with the
+# same library calls as the DAGs, in one process, before Airflow starts. A second run finds it
+# in place. AIRLOOP_DEMO_SEED=0 starts Airflow on an empty lake instead.
+if [ "${AIRLOOP_DEMO_SEED:-1}" != "0" ]; then
+  echo "Seeding the history the DAGs need (a few minutes; progress below; AIRLOOP_DEMO_SEED=0 skips it)"
+  started=$SECONDS
+  airloop seed
+  echo "Seeded in $((SECONDS - started)) s"
+fi
+
 cat <<MSG
 
   Airloop is starting: Airflow UI at http://localhost:8080
   Log in as user 'admin'; the password is printed below by Airflow and kept in
   $passwords_file (readable by you only)
-  DAGs start unpaused: ingest_flights processes yesterday's replayed flights right away.
+  DAGs start unpaused: ingest_flights processes yesterday's replayed flights right away;
+  the seeded history lets features, scoring and monitoring run green from the first night.
   Stop with Ctrl-C.
 
 MSG

@@ -237,6 +237,29 @@ def cmd_season(args) -> int:
     return 0
 
 
+def cmd_seed(args) -> int:
+    """Seed the history a fresh installation's first DAG runs need (``make demo`` runs it)."""
+    import sys
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from airloop.core.usecase import load_use_case
+    from airloop.loop import WarmupError
+    from airloop.loop.seed import seed_history
+
+    settings = _settings()
+    use_case = load_use_case(settings.use_case)
+    # The boundary reads the wall clock once: the newest closed day of the business calendar.
+    newest = args.newest or use_case.day(datetime.now(ZoneInfo(use_case.timezone)).date()).shift(-1)
+    try:
+        seed_history(settings, newest=newest, training_days=args.training_days, scored_days=args.scored_days,
+                     log=lambda m: print(m, flush=True))  # fmt: skip
+    except WarmupError as exc:
+        print(f"airloop seed: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("monitor", help="run the drift and performance checks of days outside Airflow; "
                        "`monitor calibrate FROM TO` calibrates the drift policy")  # fmt: skip
@@ -263,6 +286,12 @@ def add_commands(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="print what the warm-up will backfill and stop")
     p.add_argument("--airflow-url", help="api-server URL (default AIRLOOP_AIRFLOW_URL or http://localhost:8080)")
     p.set_defaults(func=cmd_season)
+
+    p = sub.add_parser("seed", help="seed the history the DAGs need (raw lookback, features, a champion, a scored week)")
+    p.add_argument("--newest", help="the newest day to seed (default: yesterday, New York time)")
+    p.add_argument("--training-days", type=int, default=28, help="days the first champion trains on")
+    p.add_argument("--scored-days", type=int, default=7, help="days scored and monitored, ending with --newest")
+    p.set_defaults(func=cmd_seed)
 
     p = sub.add_parser("season-summary", help="what the loop did over a range of days")
     p.add_argument("start")

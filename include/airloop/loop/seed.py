@@ -1,0 +1,166 @@
+"""The history a fresh installation needs so that its first DAG runs are green: ``make demo``.
+
+A fresh Airflow has no history: the features of yesterday read weeks of raw days, scoring needs
+a champion, monitoring needs scored days. :func:`seed_history` fills that history in one
+process with the same library calls the DAGs make (no scheduler, one import of each library):
+
+1. the raw days the features read and the training window needs (the season's warm-up plan,
+   :func:`airloop.loop.warmup.plan_warmup`, ending with the newest closed day);
+2. the Feast repo applied, the feature days computed, the newest day loaded online;
+3. a first champion trained on the ``training_days`` before the scored week, through the
+   same gate (against the baseline) and registry as ``train_model``;
+4. the last ``scored_days`` days scored with it and monitored (drift and, where outcomes are
+   in, performance), so *Model versions* and *Monitoring* have something to show.
+
+The champion is registered at the instant its training window closed (a replayed clock, as the
+backtest does), so it serves every seeded day and tonight's ``batch_predict``. Every step checks
+before acting: a second run finds everything in place and does almost nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from airloop.core.config import Settings
+    from airloop.core.dates import LogicalDay
+
+
+@dataclass
+class SeedReport:
+    """What :func:`seed_history` did (counts of days, the champion's version)."""
+
+    ingested: int = 0
+    features: int = 0
+    champion: int | None = None
+    trained: bool = False
+    scored: int = 0
+    monitored: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def seed_history(
+    settings: "Settings",
+    *,
+    newest: "LogicalDay",
+    training_days: int = 28,
+    scored_days: int = 7,
+    log: Callable[[str], None] = print,
+) -> SeedReport:
+    """Seed the history ending with ``newest`` (the newest closed day); see the module docstring.
+
+    :param newest: the last day to ingest, score and monitor (yesterday, for a demo).
+    :raises airloop.loop.warmup.WarmupError: the data cannot hold that history (names the days).
+    """
+    import time
+
+    from airloop import features as F
+    from airloop.core.clock import ReplayClock
+    from airloop.core.storage import open_lake, partition_prefix, read_manifest
+    from airloop.core.usecase import load_use_case
+    from airloop.ingest import ingest_tables
+    from airloop.loop.season import missing_feature_days, season_plan
+    from airloop.monitoring import MonitorConfig, MonitoringStore, predictions_prefix
+    from airloop.registry import ModelRegistry
+
+    use_case = load_use_case(settings.use_case)
+    newest = use_case.day(newest)
+    scored = newest.shift(1 - scored_days).range_to(newest)
+    plan = season_plan(scored[0], newest, settings=settings, warmup_days=training_days)
+    lake = open_lake(settings)
+    report = SeedReport()
+    log(plan.describe().replace("[season]", "[seed]"))
+
+    def step(name: str, started: float) -> None:
+        report.seconds[name] = round(time.monotonic() - started, 1)
+
+    # 1. Raw days: the plan's history, then the scored week.
+    started = time.monotonic()
+    raw = [*plan.raw_days, *scored]
+    todo = [d for d in raw if any(read_manifest(lake, partition_prefix("raw", t, d.key)) is None for t in use_case.tables)]
+    for i, day in enumerate(todo, 1):
+        ingest_tables(day, settings, list(use_case.tables))
+        log(f"[seed] ingested {day} ({i}/{len(todo)})")
+    report.ingested = len(todo)
+    step("ingest", started)
+
+    # 2. Features of the feature days and the scored week; the newest day online.
+    started = time.monotonic()
+    F.apply_definitions(settings)
+    todo = missing_feature_days(lake, use_case, [*plan.feature_days, *scored])
+    for i, day in enumerate(todo, 1):
+        F.compute_features(day, settings=settings, lake=lake)
+        log(f"[seed] features of {day} ({i}/{len(todo)})")
+    report.features = len(todo)
+    F.materialize(newest.shift(-1), newest, settings=settings, lake=lake)
+    step("features", started)
+
+    # 3. The first champion, registered when its training window closed.
+    started = time.monotonic()
+    registry = ModelRegistry(settings.registry_url, clock=ReplayClock(plan.training_days[-1].end))
+    champion = registry.champion(use_case.model.name)
+    if champion is None:
+        window = (plan.training_days[0], plan.training_days[-1])
+        log(f"[seed] training the first model on {window[0]} .. {window[1]} (a minute or two)")
+        champion = _train_first_champion(settings, lake, registry, use_case, window)
+        report.trained = True
+    report.champion = champion.version
+    log(f"[seed] champion: {champion.label if hasattr(champion, 'label') else champion.version}")
+    step("train", started)
+
+    # 4. Score and monitor the week.
+    started = time.monotonic()
+    from airloop.monitoring import monitor_drift, monitor_performance, outcome_day
+    from airloop.scoring import score_day
+
+    config = MonitorConfig.from_env(use_case)
+    store = MonitoringStore(settings.registry_url)
+    monitored = {r["ds"] for r in store.rows(kind="drift", start=scored[0].date, end=newest.date)}
+    for day in scored:
+        if read_manifest(lake, predictions_prefix(day)) is None:
+            score_day(day, settings=settings, lake=lake, registry=registry, use_case=use_case,
+                      model_version=champion.version, run_id=f"seed/score/{day.key}")  # fmt: skip
+            report.scored += 1
+        if str(day.key) not in {str(d) for d in monitored}:
+            monitor_drift(day, settings=settings, lake=lake, store=store, config=config)
+            monitor_performance(outcome_day(day, config), settings=settings, lake=lake, store=store, config=config,
+                                measured_on=day)  # fmt: skip
+            report.monitored += 1
+        log(f"[seed] scored and monitored {day}")
+    step("score_monitor", started)
+    log(f"[seed] done: {report.ingested} days ingested, {report.features} feature days, champion v{report.champion}, "
+        f"{report.scored} days scored, {report.monitored} monitored ({report.seconds})")  # fmt: skip
+    return report
+
+
+def _train_first_champion(settings, lake, registry, use_case, window):
+    """Build the training set, train, gate against the baseline, register, promote (train_model's tasks)."""
+    from airloop.core.devices import choose_device
+    from airloop.features import build_training_set
+    from airloop.training import (
+        apply_decision,
+        evaluate_candidate,
+        load_candidate,
+        publish_candidate,
+        publish_training_set,
+        register_candidate,
+        train_candidate,
+    )
+    from airloop.training import load_training_set
+
+    spec = use_case.model
+    training = build_training_set(window[0].date, window[1].date, settings=settings, lake=lake)
+    prefix = publish_training_set(training, lake)["prefix"]
+    training_set = load_training_set(lake, prefix)
+    candidate = train_candidate(training_set, spec, device=choose_device("cpu", policy="fallback"))
+    summary = publish_candidate(candidate, training_set, lake, spec)
+    stored = load_candidate(lake, summary["candidate_prefix"])
+    gate = evaluate_candidate(stored, training_set, spec, registry=registry, lake=lake)
+    mv = register_candidate(stored, spec, registry=registry, lake=lake, run_id="seed/train")
+    apply_decision(gate, mv, registry=registry, actor="make demo (seed)", run_id="seed/train",
+                   reason="demo seed: first model")  # fmt: skip
+    champion = registry.champion(spec.name)
+    if champion is None:
+        raise RuntimeError(f"the first model v{mv.version} was not promoted: {gate.get('reason')}")
+    return champion
