@@ -52,8 +52,11 @@ fi
 if [ "${AIRLOOP_DEMO_SEED:-1}" != "0" ]; then
   echo "Seeding the history the DAGs need (a few minutes; progress below; AIRLOOP_DEMO_SEED=0 skips it)"
   started=$SECONDS
-  airloop seed
-  echo "Seeded in $((SECONDS - started)) s"
+  if airloop seed; then
+    echo "Seeded in $((SECONDS - started)) s"
+  else
+    echo "Seeding stopped after $((SECONDS - started)) s (the reason is above); Airflow starts anyway"
+  fi
 fi
 
 cat <<MSG
