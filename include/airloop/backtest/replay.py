@@ -44,13 +44,14 @@ STATE_VERSION = 1
 
 @dataclass
 class BacktestResult:
-    """Where the outputs are, the policies' day records, and the wall seconds per stage."""
+    """Where the outputs are, the report, and the wall and CPU seconds per stage."""
 
     workspace: Workspace
     report: dict
     timings: dict[str, float]
     counts: dict[str, int]
     days: int
+    cpu_timings: dict[str, float]
 
 
 def prepare_shared(workspace: Workspace, settings: "Settings", days: "list[LogicalDay]", *, log: Callable = print,
@@ -75,12 +76,12 @@ def prepare_shared(workspace: Workspace, settings: "Settings", days: "list[Logic
     for i, day in enumerate(days, 1):
         marker = done / f"{day.key}.done"
         if not marker.exists():
-            started = time.perf_counter()
+            started = timer.start()
             for table in use_case.tables:
                 if read_manifest(lake, partition_prefix("raw", table, day.key)) is None:
                     ingest_day(table, day, shared)
             timer.add("ingest", started)
-            started = time.perf_counter()
+            started = timer.start()
             features.compute_features(day, settings=shared, lake=lake)
             timer.add("features", started)
             write_atomic(marker, b"")
@@ -134,8 +135,6 @@ def run_backtest(
     if initial_start >= start:
         raise ValueError(f"the initial training window must end before {start}: it starts on {initial_start}")
     timer = StageTimer()
-    prepare_shared(workspace, settings, history.range_to(end), log=log, timer=timer)
-
     days = start.range_to(end)
     config = MonitorConfig.from_env(use_case)
     runs, states, checkpoints = [], {}, {}
@@ -166,6 +165,7 @@ def run_backtest(
         runs.append(run)
         states[policy.name], checkpoints[policy.name] = state, checkpoint
 
+    prepare_shared(workspace, settings, history.range_to(end), log=log, timer=timer)
     for run in runs:
         state = states[run.name]
         if state["initial"] is None:
@@ -202,7 +202,7 @@ def run_backtest(
 
     report = write_report(workspace, {r.name: states[r.name] for r in runs}, policies=[r.policy for r in runs],
                           settings=settings, lakes={r.name: r.lake for r in runs}, use_case=use_case)  # fmt: skip
-    return BacktestResult(workspace, report, dict(timer.seconds), dict(timer.counts), len(days))
+    return BacktestResult(workspace, report, dict(timer.seconds), dict(timer.counts), len(days), dict(timer.cpu_seconds))
 
 
 def _last_training(state: dict):
