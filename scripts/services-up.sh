@@ -54,7 +54,12 @@ say "running airloop setup"
 timeout 900 python -m airloop setup 2>&1 | tee "$SERVICES_DIR/setup.log" | sed 's/^/  /'
 [ "${PIPESTATUS[0]}" = 0 ] || die "airloop setup failed (log: $SERVICES_DIR/setup.log)"
 
-# 4. Airflow's components, each in its own process group.
+# 4. Airflow's components, each in its own process group. The simple auth manager writes the
+# generated admin password into the passwords file with the mode the umask gives (0644: world-
+# readable); created here first as 0600, it keeps that mode (Airflow appends, never replaces).
+passwords_file="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated}"
+(umask 077; touch "$passwords_file")
+chmod 600 "$passwords_file"
 api_port="${AIRFLOW__API__PORT:-8080}"
 STARTED_ANY=1
 start_service api-server airflow api-server --port "$api_port" --workers 1

@@ -78,6 +78,8 @@ class ServicesStack(AirflowStack):
             shutil.copy(dag_file, self.dags_dir / dag_file.name)
         shutil.copy(PROBE_DAG, self.dags_dir / "services_probe.py")
         shutil.copy(ROOT / "airflow.cfg", self.home / "airflow.cfg")
+        # airflow_local_settings: the scheduler and the Celery workers preload the stage libraries.
+        shutil.copytree(ROOT / "config", self.home / "config", dirs_exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
         self.flush_redis()
         log = self.home / "services-up.out"

@@ -106,6 +106,8 @@ def test_whole_loop_on_celery_workers_with_postgres_redis_and_s3(services_stack)
     from airloop.core.storage import list_partitions, read_manifest
 
     stack = services_stack
+    # services-up.sh keeps the simple auth manager's passwords file private to the user.
+    assert oct((stack.home / "passwords.json").stat().st_mode & 0o777) == "0o600"
     lake = stack.lake()
     keys = set(LOOP_DAYS)
     for dag_id in LIFECYCLE_DAGS:

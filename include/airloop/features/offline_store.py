@@ -23,8 +23,11 @@ _PG_TYPES = {"Int64": "BIGINT", "Int32": "INTEGER", "Float64": "DOUBLE PRECISION
 
 
 def _offline_engine(values: dict[str, str]):
-    from sqlalchemy import create_engine
+    """The offline store's engine, through :func:`airloop.core.database.create_engine` (driver
+    checked, the password never in an error)."""
     from sqlalchemy.engine import URL
+
+    from airloop.core.database import create_engine
 
     url = URL.create(
         "postgresql+psycopg2",
@@ -34,7 +37,9 @@ def _offline_engine(values: dict[str, str]):
         port=int(values["AIRLOOP_FEAST_PG_PORT"]),
         database=values["AIRLOOP_FEAST_PG_DATABASE"],
     )
-    return create_engine(url, pool_pre_ping=True, connect_args={"sslmode": values["AIRLOOP_FEAST_PG_SSLMODE"]})
+    return create_engine(
+        url.render_as_string(hide_password=False), pool_pre_ping=True, connect_args={"sslmode": values["AIRLOOP_FEAST_PG_SSLMODE"]}
+    )
 
 
 def offline_table(view: ViewLayout) -> str:
