@@ -46,3 +46,24 @@ def test_task_figures_read_the_lines_from_task_logs(tmp_path):
     assert figures["batch_predict"] == {"startup": [1.25], "work": [0.5], "rss": [812.0]}
     assert bench_year.percentile([1, 2, 3, 4, 100], 0.95) == 100
     assert re.match(r"nan", str(bench_year.percentile([], 0.5)))
+
+
+def test_credentials_are_registered_with_airflows_secrets_masker(monkeypatch):
+    from airflow.sdk._shared.secrets_masker.secrets_masker import redact
+
+    from airloop.core.config import get_settings
+
+    monkeypatch.setenv("AIRLOOP_SOURCE_URL", "postgresql+psycopg2://reader:p%40ss-W0rd!@db.example:5432/flights?sslmode=require")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-key-value-123")
+    get_settings.cache_clear()
+    try:
+        op = Sleepy(task_id="t", ds="2026-06-15")
+        message = "could not connect to postgresql+psycopg2://reader:p%40ss-W0rd!@db.example:5432/flights with aws-secret-key-value-123"
+        assert "p%40ss-W0rd!" in redact(message)  # nothing registered yet
+        op.pre_execute({})
+        shown = redact(message)
+        assert "p%40ss-W0rd!" not in shown and "aws-secret-key-value-123" not in shown
+        assert "reader" in shown and "db.example" in shown  # only the secrets go
+        assert "p@ss-W0rd!" not in redact("decoded: p@ss-W0rd!")  # the percent-decoded password too
+    finally:
+        get_settings.cache_clear()

@@ -47,6 +47,7 @@ class PartitionedOperator(BaseOperator):
         ``bench/bench_year.py`` reads these lines.
         """
         super().pre_execute(context)
+        self.mask_credentials()
         self._work_started = time.monotonic()
         try:
             import psutil
@@ -55,6 +56,23 @@ class PartitionedOperator(BaseOperator):
         except Exception:  # noqa: BLE001 - a figure for the log, never a reason to fail
             return
         self.log.info("airloop task: started up in %.2f s (process start to the stage's work)", startup)
+
+    def mask_credentials(self) -> None:
+        """Register every credential of the URLs and keys this task may see with Airflow's secrets
+        masker, so that even a library's own message cannot put one in the task log."""
+        import os
+
+        from airflow.sdk.log import mask_secret
+
+        from airloop.core.redaction import url_secrets
+
+        settings = self.settings
+        for url in (settings.source_url, settings.registry_url, settings.lake_url):
+            for secret in url_secrets(url or ""):
+                mask_secret(secret)
+        for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AIRLOOP_FEAST_PG_PASSWORD"):
+            if os.environ.get(name):
+                mask_secret(os.environ[name], name)
 
     def post_execute(self, context, result=None):
         """Log the work's seconds and the process's peak RSS (``airloop task: work ...``)."""
