@@ -74,3 +74,34 @@ def test_a_fernet_key_from_the_environment_wins(tmp_path):
     out = run_demo(tmp_path, AIRFLOW__CORE__FERNET_KEY=key)
     assert out.returncode == 0 and "Fernet key from the environment" in out.stdout
     assert "AIRFLOW__CORE__FERNET_KEY" not in values(tmp_path / "data" / "airflow-secrets.env")
+
+
+def run_demo_with_fakes(home: Path, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """demo.sh all the way (no PREPARE_ONLY), with ``airloop`` and ``airflow`` replaced at the edge
+    by scripts that record their arguments (the seed and Airflow themselves are tested elsewhere)."""
+    (home / "scripts").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "scripts" / "demo.sh", home / "scripts" / "demo.sh")
+    fakes, calls = home / "fakes", home / "calls.txt"
+    fakes.mkdir()
+    for name, code in (("airloop", "${FAKE_SEED_RC:-0}"), ("airflow", "0")):
+        (fakes / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\nexit {code}\n')
+        (fakes / name).chmod(0o755)
+    variables = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRLOOP_"))}
+    variables.update(PATH=f"{fakes}:{Path(sys.executable).parent}:{os.environ['PATH']}", **env)
+    out = subprocess.run(["bash", "scripts/demo.sh"], cwd=home, env=variables, capture_output=True, text=True, timeout=120)
+    return out, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_the_demo_seeds_the_history_before_airflow_starts(tmp_path):
+    out, calls = run_demo_with_fakes(tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert calls == ["airloop seed", "airflow standalone"]  # seeded first, then the UI
+    assert "Seeding the history the DAGs need" in out.stdout and "Seeded in" in out.stdout
+
+
+def test_a_seed_that_stops_does_not_stop_the_demo_and_it_can_be_skipped(tmp_path):
+    out, calls = run_demo_with_fakes(tmp_path / "a", FAKE_SEED_RC="1")
+    assert out.returncode == 0 and calls == ["airloop seed", "airflow standalone"]
+    assert "Seeding stopped" in out.stdout and "Airflow starts anyway" in out.stdout
+    out, calls = run_demo_with_fakes(tmp_path / "b", AIRLOOP_DEMO_SEED="0")
+    assert out.returncode == 0 and calls == ["airflow standalone"]

@@ -37,6 +37,7 @@ class SeedReport:
     trained: bool = False
     scored: int = 0
     monitored: int = 0
+    refusal: str = ""  # why the first model was not promoted (then nothing is scored)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -103,11 +104,17 @@ def seed_history(
     if champion is None:
         window = (plan.training_days[0], plan.training_days[-1])
         log(f"[seed] training the first model on {window[0]} .. {window[1]} (a minute or two)")
-        champion = _train_first_champion(settings, lake, registry, use_case, window)
+        champion, outcome = _train_first_champion(settings, lake, registry, use_case, window)
         report.trained = True
-    report.champion = champion.version
-    log(f"[seed] champion: {champion.label if hasattr(champion, 'label') else champion.version}")
+        log(f"[seed] {outcome}")
     step("train", started)
+    if champion is None:
+        # The gate is not bypassed for a demo: Model versions shows the refused version and why;
+        # scoring waits for a champion (train_model, or a longer --training-days).
+        report.refusal = outcome
+        log("[seed] no champion, so nothing is scored or monitored; Airflow's train_model can promote one")
+        return report
+    report.champion = champion.version
 
     # 4. Score and monitor the week.
     started = time.monotonic()
@@ -135,32 +142,36 @@ def seed_history(
 
 
 def _train_first_champion(settings, lake, registry, use_case, window):
-    """Build the training set, train, gate against the baseline, register, promote (train_model's tasks)."""
+    """Build the training set, train, gate against the baseline, register, promote or keep
+    (train_model's tasks). Returns ``(champion or None, what happened)``."""
     from airloop.core.devices import choose_device
     from airloop.features import build_training_set
     from airloop.training import (
         apply_decision,
         evaluate_candidate,
         load_candidate,
+        load_training_set,
         publish_candidate,
         publish_training_set,
         register_candidate,
         train_candidate,
+        TrainingDataError,
     )
-    from airloop.training import load_training_set
 
     spec = use_case.model
     training = build_training_set(window[0].date, window[1].date, settings=settings, lake=lake)
     prefix = publish_training_set(training, lake)["prefix"]
     training_set = load_training_set(lake, prefix)
-    candidate = train_candidate(training_set, spec, device=choose_device("cpu", policy="fallback"))
+    try:
+        candidate = train_candidate(training_set, spec, device=choose_device("cpu", policy="fallback"))
+    except TrainingDataError as exc:
+        return None, f"training data refused: {exc}"
     summary = publish_candidate(candidate, training_set, lake, spec)
     stored = load_candidate(lake, summary["candidate_prefix"])
     gate = evaluate_candidate(stored, training_set, spec, registry=registry, lake=lake)
     mv = register_candidate(stored, spec, registry=registry, lake=lake, run_id="seed/train")
-    apply_decision(gate, mv, registry=registry, actor="make demo (seed)", run_id="seed/train",
-                   reason="demo seed: first model")  # fmt: skip
-    champion = registry.champion(spec.name)
-    if champion is None:
-        raise RuntimeError(f"the first model v{mv.version} was not promoted: {gate.get('reason')}")
-    return champion
+    entry = apply_decision(gate, mv, registry=registry, actor="make demo (seed)", run_id="seed/train",
+                           reason="demo seed: first model")  # fmt: skip
+    if entry.action != "promote":
+        return None, f"the gate kept no champion: v{mv.version} refused: {gate.get('reason')}"
+    return registry.champion(spec.name), f"v{mv.version} promoted: {gate.get('reason')}"
