@@ -39,9 +39,9 @@ test: venv ## run the whole test suite (this is what CI runs)
 bench: venv ## run the benchmarks (prints figures and ratios)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
-backfill: ## backfill a DAG: make backfill DAG=ingest_flights FROM=2026-03-01 TO=2026-03-07
-	@test -n "$(DAG)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill DAG=<dag_id> FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
-	$(BIN)/airflow backfill create --dag-id $(DAG) --from-date $(FROM) --to-date $(TO) --reprocess-behavior completed
+backfill: ## backfill a DAG with progress: make backfill DAG=ingest_flights FROM=2026-03-01 TO=2026-03-07 [REPROCESS=none|failed|completed]
+	@test -n "$(DAG)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill DAG=<dag_id> FROM=YYYY-MM-DD TO=YYYY-MM-DD [REPROCESS=none|failed|completed]"; exit 2; }
+	$(BIN)/airloop backfill $(DAG) $(FROM) $(TO) --reprocess $(or $(REPROCESS),none)
 
 season: setup ## the whole loop through the scheduler, then a summary: make season FROM=2026-06-15 TO=2026-06-28 [WARMUP=28] [DRY_RUN=1]
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make season FROM=YYYY-MM-DD TO=YYYY-MM-DD [WARMUP=28] [DRY_RUN=1]"; exit 2; }

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "airloop.cli.registry",
     "airloop.cli.monitor",
     "airloop.cli.backtest",
+    "airloop.cli.backfill",
 ]
 
 

@@ -234,7 +234,7 @@ class AirflowClient:
         home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
         path = home / "simple_auth_manager_passwords.json.generated"
         if not path.exists():
-            raise SeasonError(f"no Airflow password: set AIRLOOP_AIRFLOW_PASSWORD or start Airflow once ({path} missing)")
+            raise SeasonError(f"no Airflow password found ({path} is missing): start Airflow once (make demo), or export AIRLOOP_AIRFLOW_PASSWORD")
         return json.loads(path.read_text())[self.username]
 
     def api(self, method: str, path: str, **kwargs):
