@@ -81,7 +81,7 @@ def test_plugin_registers_app_views_and_report_link():
     assert app_spec["url_prefix"] == "/airloop"
     routes = {v["url_route"]: v["href"] for v in AirloopUIPlugin.external_views}
     assert routes == {"airloop-models": "/airloop/models", "airloop-monitoring": "/airloop/monitoring",
-                      "airloop-backtest": "/airloop/backtest"}  # fmt: skip
+                      "airloop-backtest": "/airloop/backtest", "airloop-backfills": "/airloop/backfills"}  # fmt: skip
     assert all(v["destination"] == "nav" and v["category"] == "Airloop" for v in AirloopUIPlugin.external_views)
     assert any(isinstance(link, EvidentlyReportLink) for link in AirloopUIPlugin.operator_extra_links)
 
@@ -121,7 +121,7 @@ def test_every_route_of_the_app_refuses_anonymous_requests(client):
     assert {path for _, path in requests} >= {"/", "/models", "/monitoring", "/api/monitoring", "/reports/2026-03-02/drift",
                                               "/models/flight_delay_xgb/versions/1/card",
                                               "/models/flight_delay_xgb/versions/1/card.md",
-                                              "/backtest", "/backtest/x/report"}  # fmt: skip
+                                              "/backtest", "/backtest/x/report", "/backfills", "/api/backfills"}  # fmt: skip
     for method, path in requests:
         response = client.request(method, path)
         assert response.status_code == 401, (method, path, response.status_code)
@@ -363,3 +363,43 @@ def test_model_card_of_a_version_without_a_card_or_service(client, airflow_auth,
     assert missing.status_code == 404 and "has no version 9; its versions are [1, 2, 3]" in missing.text
     assert client.get(f"/models/{carded.name}/versions/9/card.md", cookies={"_token": airflow_auth}).status_code == 404
     assert client.get(f"/models/{carded.name}/versions/one/card", cookies={"_token": airflow_auth}).status_code == 422
+
+
+def test_backfills_page_shows_progress_per_stage_from_airflows_tables(client, airflow_auth):
+    """A backfill of ingest_flights in Airflow's metadata DB: days done, running, failed days, rate."""
+    from datetime import datetime, timedelta, timezone
+
+    from airflow.models.backfill import Backfill
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    empty = client.get("/backfills", cookies={"_token": airflow_auth})
+    assert empty.status_code == 200 and "No backfill of the loop's DAGs yet" in empty.text
+    created = datetime.now(timezone.utc) - timedelta(minutes=10)
+    with create_session() as session:
+        session.merge(DagBundleModel(name="dags-folder"))
+        session.flush()
+        session.add(DagModel(dag_id="ingest_flights", bundle_name="dags-folder"))
+        session.flush()
+        backfill = Backfill(dag_id="ingest_flights", from_date=datetime(2026, 3, 1, tzinfo=timezone.utc),
+                            to_date=datetime(2026, 3, 5, tzinfo=timezone.utc), dag_run_conf={},
+                            reprocess_behavior="none", max_active_runs=2)  # fmt: skip
+        session.add(backfill)
+        session.flush()
+        backfill.created_at = created
+        for day, state in zip(range(1, 6), ("success", "success", "failed", "running", "queued")):
+            key = f"2026-03-{day:02d}"
+            run = DagRun(dag_id="ingest_flights", run_id=f"backfill__{key}", run_type="backfill", state=state,
+                         logical_date=datetime(2026, 3, day, tzinfo=timezone.utc), backfill_id=backfill.id,
+                         partition_key=key)  # fmt: skip
+            session.add(run)
+        backfill_id = backfill.id
+    body = client.get("/api/backfills", cookies={"_token": airflow_auth}).json()
+    (row,) = [r for r in body if r["id"] == backfill_id]
+    assert (row["dag_id"], row["total"], row["done"], row["failed"]) == ("ingest_flights", 5, 3, ["2026-03-03"])
+    assert row["counts"] == {"success": 2, "failed": 1, "running": 1, "queued": 1}
+    assert 0.25 < row["rate_per_min"] < 0.35 and 5 < row["minutes_left"] < 9  # 3 days in ~10 min, 2 left
+    html = client.get("/backfills", cookies={"_token": airflow_auth}).text
+    assert "ingest_flights" in html and "3/5 (60%)" in html and "2026-03-03" in html and "about" in html

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from airflow.api_fastapi.core_api.security import requires_authenticated
 
 from airloop_plugins.ui import pages
+from airloop_plugins.ui.backfills import router as backfills_router
 from airloop_plugins.ui.backtest import router as backtest_router
 
 URL_PREFIX = "/airloop"
@@ -185,6 +186,7 @@ def create_app() -> FastAPI:
         return HTMLResponse(html)
 
     app.include_router(backtest_router)  # the Backtest page: same app, same authentication
+    app.include_router(backfills_router)  # the Backfills page: same app, same authentication
     return app
 
 

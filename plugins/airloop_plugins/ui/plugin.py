@@ -24,5 +24,7 @@ class AirloopUIPlugin(AirflowPlugin):
          "category": "Airloop", "url_route": "airloop-monitoring"},
         {"name": "Backtest", "href": f"{URL_PREFIX}/backtest", "destination": "nav",
          "category": "Airloop", "url_route": "airloop-backtest"},
+        {"name": "Backfills", "href": f"{URL_PREFIX}/backfills", "destination": "nav",
+         "category": "Airloop", "url_route": "airloop-backfills"},
     ]  # fmt: skip
     operator_extra_links = [EvidentlyReportLink()]
