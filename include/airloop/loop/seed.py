@@ -88,8 +88,11 @@ def seed_history(
 
     # 2. Features of the feature days and the scored week; the newest day online.
     started = time.monotonic()
+    from airloop.scoring import view_prefixes
+
     F.apply_definitions(settings)
-    todo = missing_feature_days(lake, use_case, [*plan.feature_days, *scored])
+    prefixes = view_prefixes(settings, use_case, lake=lake)  # where the registered views keep their rows
+    todo = missing_feature_days(lake, use_case, [*plan.feature_days, *scored], prefixes)
     for i, day in enumerate(todo, 1):
         F.compute_features(day, settings=settings, lake=lake)
         log(f"[seed] features of {day} ({i}/{len(todo)})")
