@@ -98,8 +98,20 @@ class ModelRegistry(ChampionMixin):
         """Allocate the next version number (``pending``) before its artifacts are written.
 
         The database allocates the number, so two trainings registering at once get different
-        versions and never write into each other's ``models/<name>/v<N>/``.
+        versions and never write into each other's ``models/<name>/v<N>/``. A rerun of a run
+        (same ``run_id`` and ``fingerprint``) whose earlier attempt died before its artifacts were
+        recorded takes that attempt's pending version again instead of leaving it behind.
         """
+        if run_id:
+            with self._session() as session:
+                orphan = session.scalars(
+                    select(VersionRow).where(
+                        VersionRow.model_name == model_name, VersionRow.run_id == run_id,
+                        VersionRow.fingerprint == fingerprint, VersionRow.status == "pending",
+                    ).order_by(VersionRow.version.desc())
+                ).first()  # fmt: skip
+                if orphan is not None:
+                    return ModelVersion._from_row(orphan)
         for _attempt in range(10):
             with self._session() as session:
                 latest = session.scalar(select(func.max(VersionRow.version)).where(VersionRow.model_name == model_name))
