@@ -97,13 +97,18 @@ class LocalLake(Lake):
         # Not mkstemp: its files are 0600 whatever the umask. Created like any other file, the
         # data gets the mode the process's umask gives (0644 under 022), as operators expect.
         tmp = path.parent / f".tmp-{uuid.uuid4().hex}{path.suffix}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            # "[Errno 28] No space left on device" alone does not say which write failed: name the
+            # key (still an OSError with its errno, so callers that catch one keep working).
+            raise OSError(exc.errno, f"{exc.strerror or exc}: could not write {self.uri(key)}") from exc
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
