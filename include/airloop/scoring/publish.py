@@ -38,6 +38,10 @@ def _put_file(lake: Lake, key: str, path: Path, digest: str) -> None:
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            # Name the key, as LocalLake.write_bytes does (still an OSError with its errno).
+            raise OSError(exc.errno, f"{exc.strerror or exc}: could not write {lake.uri(key)}") from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
