@@ -21,13 +21,13 @@ A new policy: subclass :class:`RetrainingPolicy` (or write any class with ``name
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from airloop.core.dates import LogicalDay
-    from airloop.monitoring import DayEvidence, DriftPolicy
+    from airloop.monitoring import DayEvidence, DriftCalibration, DriftPolicy
 
 
 class PolicyError(ValueError):
@@ -143,18 +143,30 @@ class ScheduledPolicy(RetrainingPolicy):
 class DriftTriggeredPolicy(RetrainingPolicy):
     """Train when the monitoring package's drift policy fires, on the window it suggests.
 
-    :param drift_policy: default :meth:`DriftPolicy.from_env` (the live loop's thresholds).
+    :param drift_policy: default :meth:`DriftPolicy.from_env` (the live loop's thresholds), which
+        the backtest replaces by ``DriftPolicy.from_env(calibration)`` once the workspace is
+        calibrated (:meth:`calibrate`); a policy given here is kept as given.
     """
 
     drift_policy: "DriftPolicy | None" = None
     name: str = "drift"
     uses_drift: bool = True
+    drift_from_env: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.drift_policy is None:
             from airloop.monitoring import DriftPolicy
 
             self.drift_policy = DriftPolicy.from_env()
+            self.drift_from_env = True
+
+    def calibrate(self, calibration: "DriftCalibration | None") -> None:
+        """Use ``DriftPolicy.from_env(calibration)`` (the calibrated AUC tolerance, as the live
+        ``monitor_model`` DAG does), unless the drift policy was given explicitly."""
+        if self.drift_from_env:
+            from airloop.monitoring import DriftPolicy
+
+            self.drift_policy = DriftPolicy.from_env(calibration)
 
     def fired(self, day: "LogicalDay", state: PolicyState) -> TrainDecision | None:
         decision = self.drift_policy.decide(day, list(state.evidence), list(state.fired_on))

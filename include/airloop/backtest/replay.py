@@ -25,6 +25,7 @@ from airloop.backtest.policies import RetrainingPolicy, TrainDecision, make_poli
 from airloop.backtest.steps import (
     TRAIN_DELAY,
     PolicyRun,
+    calibrate_initial,
     StageTimer,
     decide,
     evidence,
@@ -32,6 +33,7 @@ from airloop.backtest.steps import (
     score,
     signal_of,
     train,
+    use_calibration,
 )
 from airloop.backtest.workspace import Checkpoint, Workspace, WorkspaceError, write_atomic
 
@@ -173,7 +175,10 @@ def run_backtest(
             state["initial"] = _clean(train(run, start, decision, at=start.cutoff - TRAIN_DELAY))
             if state["initial"].get("status") != "promoted":
                 raise RuntimeError(f"{run.name}: the initial model was not promoted: {state['initial']}")
+            calibrated = calibrate_initial(run, decision.window_start, decision.window_end, state["initial"]["version"])
+            state["initial"]["calibration"] = _clean(calibrated)
             checkpoints[run.name].save(state, f"initial-{start.key}")
+        use_calibration(run)
 
     started_all = time.perf_counter()
     done_before = min(len(states[r.name]["days"]) for r in runs)

@@ -239,6 +239,75 @@ def train(run: PolicyRun, day: "LogicalDay", decision: "TrainDecision", *, at=No
     }  # fmt: skip
 
 
+def calibrate_initial(run: PolicyRun, window_start, window_end, version: int) -> dict:
+    """Calibrate the drift signal on the initial model's training window, into the policy's lake.
+
+    What ``airloop monitor calibrate`` does live for a model that has scored nothing yet, on the
+    window's stored training set: every column the drift check compares (the model inputs, and
+    ``score`` as version ``version`` scores each day) gets its day-to-day variability, and the
+    AUC tolerance comes from the version's scores on its own holdout days (the time split it was
+    gated on) against its holdout AUC. Written to ``monitoring/calibration.json`` of the policy's
+    lake, where ``monitor_drift`` reads it and the policy is built from it
+    (:meth:`~airloop.backtest.policies.DriftTriggeredPolicy.calibrate`). Same window and version,
+    same bytes (seeded sample, sorted JSON): a resumed backtest writes it identically.
+    """
+    from airloop.monitoring import save_calibration
+    from airloop.monitoring.calibration import calibrate
+    from airloop.monitoring.config import LABEL_COLUMN, SCORE_COLUMN
+    from airloop.training import load_training_set
+    from airloop.training.checks import TIME_COLUMN, time_split
+    from airloop.training.encoding import predict_version
+
+    spec = run.use_case.model
+    started = run.timer.start()
+    prefix, _ = training_set_for(run, window_start, window_end)
+    frame = load_training_set(run.shared_lake, prefix).frame.reset_index(drop=True)
+    mv = next((v for v in run.registry.versions(spec.name) if v.version == version), None)
+    if mv is None:
+        raise RuntimeError(f"{run.name}: the initial model v{version} is not in the workspace registry")
+    days = frame[TIME_COLUMN].astype(str).str[:10]
+    scores = predict_version(run.registry, mv, run.lake, frame)
+    # The columns the drift check sees: the model's inputs and its score, not the label or keys.
+    keep = [c for c in dict.fromkeys([spec.slice_column, *mv.feature_columns]) if c in frame.columns]
+    inputs = frame[keep].assign(**{SCORE_COLUMN: scores, "ds": days.to_numpy()})
+    _, valid, _ = time_split(frame, spec)
+    outcomes = valid[[spec.label]].rename(columns={spec.label: LABEL_COLUMN}).assign(
+        **{SCORE_COLUMN: scores[valid.index.to_numpy()], "ds": days[valid.index].to_numpy()}
+    )
+    roc = (mv.metrics or {}).get("roc_auc")
+    calibration = calibrate(
+        inputs, outcomes=outcomes, baseline_auc=float(roc) if isinstance(roc, (int, float)) else None,
+        context_columns=run.config.context_columns, reference_rows=spec.reference_rows,
+        window_days=run.config.auc_window_days, min_window_days=run.config.auc_window_min_days,
+        confidence=run.config.auc_confidence,
+    )  # fmt: skip
+    save_calibration(run.lake, calibration)
+    run.timer.add("calibrate", started)
+    policy_columns = sorted(c for c, e in calibration.columns.items() if e["role"] == "policy")
+    return {"from": calibration.source["from"], "to": calibration.source["to"], "auc_tolerance": _round(calibration.auc_tolerance),
+            "policy_columns": len(policy_columns), "context_columns": len(calibration.columns) - len(policy_columns)}  # fmt: skip
+
+
+def use_calibration(run: PolicyRun) -> None:
+    """Build the policy's drift policy from the calibration its lake holds (``load_calibration``,
+    as ``monitor_drift`` reads it there), so the policy and the drift check judge alike.
+
+    :raises WorkspaceError: a drift policy's workspace has no calibration (a backtest started
+        before calibration existed: its days were monitored uncalibrated; use a new workspace).
+    """
+    from airloop.backtest.workspace import WorkspaceError
+    from airloop.monitoring import load_calibration
+    from airloop.monitoring.calibration import CALIBRATION_KEY
+
+    calibration = load_calibration(run.lake)
+    if calibration is None and getattr(run.policy, "uses_drift", False):
+        raise WorkspaceError(
+            f"{run.name}: {run.lake.uri(CALIBRATION_KEY)} is missing (a backtest started without drift calibration); use another workspace"
+        )
+    if hasattr(run.policy, "calibrate"):
+        run.policy.calibrate(calibration)
+
+
 def _numbers(metrics: dict, names) -> dict:
     return {name: _round(metrics.get(name)) for name in names}
 
