@@ -7,7 +7,9 @@
    partitions (``features.compute_features``). Days already done are skipped (manifests).
 2. **Per policy, per day** (:mod:`~airloop.backtest.steps`, on a replayed clock): the initial
    model on every day before ``start`` (or ``initial_start`` .. ``start - 1``), stamped an hour
-   before ``start``'s cutoff; then for each day: score, monitor, let the policy decide, train behind the
+   before ``start``'s cutoff, and the drift signal calibrated on that window into the policy's
+   lake (:func:`~airloop.backtest.steps.calibrate_initial`; monitoring and a drift policy read it
+   there); then for each day: score, monitor, let the policy decide, train behind the
    gate. After each day the policy's checkpoint is saved (its registry database and its state):
    a killed backtest resumes from the last finished day and gives the same bytes.
 3. **Report**: ``backtest.json``, ``backtest.csv`` and ``backtest.html`` (:mod:`~airloop.backtest.report`).
