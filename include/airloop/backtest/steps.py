@@ -284,8 +284,9 @@ def calibrate_initial(run: PolicyRun, window_start, window_end, version: int) ->
     save_calibration(run.lake, calibration)
     run.timer.add("calibrate", started)
     policy_columns = sorted(c for c, e in calibration.columns.items() if e["role"] == "policy")
-    return {"from": calibration.source["from"], "to": calibration.source["to"], "auc_tolerance": _round(calibration.auc_tolerance),
-            "policy_columns": len(policy_columns), "context_columns": len(calibration.columns) - len(policy_columns)}  # fmt: skip
+    return {"from": calibration.source["from"], "to": calibration.source["to"],
+            "auc_tolerance": _round(calibration.auc_tolerance), "policy_columns": len(policy_columns),
+            "context_columns": len(calibration.columns) - len(policy_columns)}  # fmt: skip
 
 
 def use_calibration(run: PolicyRun) -> None:
@@ -302,7 +303,8 @@ def use_calibration(run: PolicyRun) -> None:
     calibration = load_calibration(run.lake)
     if calibration is None and getattr(run.policy, "uses_drift", False):
         raise WorkspaceError(
-            f"{run.name}: {run.lake.uri(CALIBRATION_KEY)} is missing (a backtest started without drift calibration); use another workspace"
+            f"{run.name}: {run.lake.uri(CALIBRATION_KEY)} is missing (a backtest started without drift calibration); "
+            "use another workspace"
         )
     if hasattr(run.policy, "calibrate"):
         run.policy.calibrate(calibration)
