@@ -86,6 +86,7 @@ def test_a_drift_policy_in_a_backtest_uses_the_calibration_of_its_initial_window
     assert summary["auc_tolerance"] == pytest.approx(calibration.auc_tolerance)
     # The AUC part was measured on the initial version's holdout days against its holdout AUC.
     assert calibration.auc_tolerance is not None and calibration.auc["windows"] >= 1
+    assert calibration.auc_tolerance != pytest.approx(DriftPolicy.auc_drop_threshold)  # the check below can fail
     assert calibration.auc["baseline"] == pytest.approx(run.registry.champion(SPEC.name).metrics["roc_auc"])
     # Every column the drift check compares is calibrated: the model inputs and the score.
     monitored = {c for c in training_set.feature_columns if c not in NOT_MONITORED}
