@@ -189,3 +189,24 @@ def test_a_day_past_the_source_waits_in_reschedule_not_a_silent_success(airflow_
         assert current.state != "success"
     finally:  # do not leave a waiting run behind in the shared stack
         stack.api("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run.run_id}", json={"state": "failed"})
+
+
+def test_airloop_backfill_shows_progress_and_a_rerun_resumes_without_redoing_days(airflow_stack):
+    """`make backfill` = `airloop backfill DAG FROM TO`: progress lines, a summary, and nothing redone."""
+    from harness import ADMIN_PASSWORD
+
+    stack = airflow_stack
+    stack.unpause(DAG_ID)
+    env = {"AIRLOOP_AIRFLOW_URL": stack.base_url, "AIRLOOP_AIRFLOW_PASSWORD": ADMIN_PASSWORD}
+    out = stack.airloop("backfill", DAG_ID, "2026-03-14", "2026-03-15", "--poll", "2", timeout=600, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ingest_flights: 2 days to run, 2026-03-14 .. 2026-03-15" in out.stdout
+    assert "[backfill " in out.stdout and "2/2 days done" in out.stdout
+    assert "2 succeeded, 0 failed, 0 not finished, of 2 days" in out.stdout
+    runs = [r for r in stack.runs(DAG_ID) if r.partition_key in {"2026-03-14", "2026-03-15"}]
+    assert sorted(r.state for r in runs) == ["success", "success"]
+
+    again = stack.airloop("backfill", DAG_ID, "2026-03-14", "2026-03-15", timeout=120, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to run: every day of 2026-03-14..2026-03-15 of ingest_flights is already done" in again.stdout
+    assert len([r for r in stack.runs(DAG_ID) if r.partition_key in {"2026-03-14", "2026-03-15"}]) == 2
