@@ -68,6 +68,14 @@ def world(fault_world, tmp_path, loaded_source, monkeypatch):
     base, facts = fault_world
     data = tmp_path / "data"
     shutil.copytree(base, data)
+    # The registry records artifacts by their URI in the lake: point them at the copy.
+    import sqlite3
+
+    with sqlite3.connect(data / "registry.db") as db:
+        for column in ("artifact_uri", "reference_uri"):
+            db.execute(f"UPDATE model_versions SET {column} = replace({column}, ?, ?)",
+                       ((base / "lake").as_uri(), (data / "lake").as_uri()))  # fmt: skip
+    db.close()
     monkeypatch.setenv("AIRLOOP_DATA_DIR", str(data))
     monkeypatch.setenv("AIRLOOP_SOURCE_URL", loaded_source)
     for name in ("AIRLOOP_LAKE_URL", "AIRLOOP_REGISTRY_URL", "AIRLOOP_S3_ENDPOINT_URL"):

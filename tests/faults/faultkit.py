@@ -65,6 +65,21 @@ def snapshot(lake, prefix: str) -> dict[str, bytes]:
     return {k: lake.read_bytes(k) for k in keys}
 
 
+def published_view(lake, prefix: str) -> dict[str, bytes]:
+    """What a reader of ``prefix`` gets: the manifest and the files it lists, with their bytes.
+
+    A killed run may leave a data file of its own beside them (content-hashed, listed by no
+    manifest, removed by the next publish): readers never see it, so it is not part of this.
+    """
+    from airloop.core.storage import MANIFEST_NAME, read_manifest
+
+    manifest = read_manifest(lake, prefix)
+    if manifest is None:
+        return {}
+    keys = [f"{prefix}/{MANIFEST_NAME}", *(f"{prefix}/{f['name']}" for f in manifest["files"])]
+    return {k: lake.read_bytes(k) for k in keys}
+
+
 def manifest_rows(lake, prefix: str) -> int | None:
     from airloop.core.storage import read_manifest
 
@@ -138,3 +153,26 @@ class counted_replaces:
     def __exit__(self, *exc):
         os.replace = self._real
         return False
+
+
+UUID = rb"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}"
+
+
+def without_random_ids(files: dict[str, bytes]) -> dict[str, bytes]:
+    """A report partition with Evidently's random element ids (``metric_<uuid4>``) masked.
+
+    Evidently names the HTML's elements with fresh uuid4s, so two renderings of the same report
+    differ in those ids only; the content-hashed name and sha256 of the HTML in the manifest
+    follow. Keys lose their content hash; every other byte is compared as it is.
+    """
+    import re
+
+    out = {}
+    for key, data in files.items():
+        key = re.sub(r"-[0-9a-f]{12}(\.\w+)$", r"\1", key)
+        if key.endswith(".html"):
+            data = re.sub(UUID, b"<id>", data)
+        elif key.endswith("_manifest.json"):
+            data = re.sub(rb'"(name|sha256)": "[^"]*"', b'"\\1": "<hash>"', data)
+        out[key] = data
+    return out
