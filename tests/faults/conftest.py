@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-NEWEST = "2026-01-14"  # the newest closed day of the seeded history (a Wednesday)
+from faultkit import NEWEST
 
 
 def build_world(base: Path, source_url: str) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 from testkit import ROOT
 
 KILLPOINT = Path(__file__).with_name("killpoint.py")
+NEWEST = "2026-01-14"  # the newest closed day of the seeded history (a Wednesday)
 
 # What every stage's child runs first: the settings and use case from the environment, as a task does.
 PRELUDE = """

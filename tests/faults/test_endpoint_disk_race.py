@@ -16,8 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import NEWEST
-from faultkit import manifest_rows, publish_last_good, published_view, registry_state, snapshot
+from faultkit import NEWEST, manifest_rows, publish_last_good, published_view, registry_state, snapshot
 from testkit import ROOT, port_open
 
 pytestmark = pytest.mark.slow

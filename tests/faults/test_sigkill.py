@@ -14,8 +14,8 @@ import re
 
 import pytest
 
-from conftest import NEWEST
 from faultkit import (
+    NEWEST,
     counted_replaces,
     manifest_rows,
     publish_last_good,
