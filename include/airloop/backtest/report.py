@@ -32,22 +32,14 @@ CSV_COLUMNS = ("policy", "week", "days", "flights", "late_share", "auc", "model_
 
 def realized_outcomes(lake: "Lake", days: list[str], use_case: "UseCase", late_minutes: int) -> dict[str, "pd.DataFrame"]:
     """Per scored day: its predictions joined to their realized labels (``is_delayed``, ``score``)."""
-    from airloop.core.storage import PartitionNotFound, read_partition_frame
-    from airloop.monitoring import join_outcomes, load_outcomes, predictions_prefix
+    from airloop.monitoring import scored_outcomes
 
     key = use_case.prediction.key if use_case.prediction is not None else None
     out = {}
     for ds in days:
-        day = use_case.day(ds)
-        try:
-            predictions = read_partition_frame(lake, predictions_prefix(day))
-        except PartitionNotFound:
-            continue
-        outcomes = load_outcomes(lake, day, late_minutes=late_minutes)
-        if outcomes is None:
-            continue
-        joined = join_outcomes(predictions, outcomes, key)
-        out[ds] = joined[["is_delayed", "score", "model_version"]].dropna(subset=["is_delayed"])
+        joined = scored_outcomes(lake, use_case.day(ds), key=key, late_minutes=late_minutes)
+        if joined is not None:
+            out[ds] = joined[["is_delayed", "score", "model_version"]].dropna(subset=["is_delayed"])
     return out
 
 

@@ -70,20 +70,13 @@ def weekly_auc(lake: "Lake", days: "list[LogicalDay]", *, late_minutes: int = 15
     """
     import pandas as pd
 
-    from airloop.monitoring import join_outcomes, load_outcomes, predictions_prefix, roc_auc
-    from airloop.core.storage import PartitionNotFound, read_partition_frame
+    from airloop.monitoring import roc_auc, scored_outcomes
 
     weeks: dict[date, list] = defaultdict(list)
     for day in days:
-        try:
-            predictions = read_partition_frame(lake, predictions_prefix(day))
-        except PartitionNotFound:
-            continue
-        outcomes = load_outcomes(lake, day, late_minutes=late_minutes)
-        if outcomes is None:
-            continue
-        joined = join_outcomes(predictions, outcomes, key)
-        weeks[day.date - timedelta(days=day.date.weekday())].append(joined.assign(ds=day.key))
+        joined = scored_outcomes(lake, day, key=key, late_minutes=late_minutes)
+        if joined is not None:
+            weeks[day.date - timedelta(days=day.date.weekday())].append(joined.assign(ds=day.key))
     out = []
     for monday, frames in sorted(weeks.items()):
         frame = pd.concat(frames, ignore_index=True)

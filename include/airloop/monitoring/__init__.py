@@ -40,7 +40,7 @@ from airloop.monitoring.config import MonitorConfig, MonitorInputError
 from airloop.monitoring.day import monitor_drift, monitor_performance, outcome_day
 from airloop.monitoring.drift import drift_report
 from airloop.monitoring.drift_policy import DayEvidence, Decision, DriftPolicy, evidence_from_rows
-from airloop.monitoring.inputs import load_current, load_outcomes, load_reference, predictions_prefix
+from airloop.monitoring.inputs import load_current, load_outcomes, load_reference, predictions_prefix, scored_outcomes
 from airloop.monitoring.lake import publish_report, read_report, report_prefix
 from airloop.monitoring.metrics import (
     parse_classification_json,
@@ -94,6 +94,7 @@ __all__ = [
     "performance_report",
     "policy_drift_share",
     "predictions_prefix",
+    "scored_outcomes",
     "publish_report",
     "read_report",
     "realized_labels",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airloop.monitoring.config import SCORE_COLUMN, MonitorInputError
-from airloop.monitoring.performance import realized_labels
+from airloop.monitoring.performance import join_outcomes, realized_labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,3 +92,19 @@ def load_outcomes(lake: "Lake", day: "LogicalDay", *, late_minutes: int = 15) ->
     except PartitionNotFound:
         return None
     return realized_labels(raw, late_minutes=late_minutes)
+
+
+def scored_outcomes(lake: "Lake", day: "LogicalDay", *, key: tuple[str, ...] | None = None,
+                    late_minutes: int = 15) -> "pd.DataFrame | None":  # fmt: skip
+    """``day``'s predictions joined to their realized labels (``is_delayed``), or None when the day
+    was not scored or its outcomes are not ingested yet (the season's and the backtest's AUC)."""
+    from airloop.core.storage import PartitionNotFound, read_partition_frame
+
+    try:
+        predictions = read_partition_frame(lake, predictions_prefix(day))
+    except PartitionNotFound:
+        return None
+    outcomes = load_outcomes(lake, day, late_minutes=late_minutes)
+    if outcomes is None:
+        return None
+    return join_outcomes(predictions, outcomes, key)
