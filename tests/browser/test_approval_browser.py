@@ -63,12 +63,33 @@ def registry(stack):
     return ModelRegistry(f"sqlite:///{stack.data_dir / 'registry.db'}")
 
 
+def wait_until_the_asking_process_exited(stack, ti_id: str, deadline: float) -> None:
+    """Answer only once the task process that asked has exited and the scheduler has seen it.
+
+    Airflow 3.3 race (seen in CI): the task is ``awaiting_input`` a few seconds before its process
+    exits; an answer in that gap re-queues the task, the late "finished" event of the asking
+    process then finds it queued and the scheduler marks the attempt for retry, which asks again.
+    A person does not answer within seconds; this test would, so it waits like one.
+    """
+    log = stack.home / "scheduler.log"
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if any("final_state=awaiting_input" in line and ti_id in line for line in text.splitlines()):
+            time.sleep(3)  # the scheduler's next loops take the executor event
+            return
+        time.sleep(1)
+    raise AssertionError(f"the process of task instance {ti_id} never exited awaiting input (see {log})")
+
+
 def wait_for_approval_request(stack, run_id: str, timeout: float = 900) -> None:
     deadline = time.monotonic() + timeout
     states = {}
     while time.monotonic() < deadline:
-        states = {ti["task_id"]: ti["state"] for ti in stack.task_instances("train_model", run_id)}
+        tis = stack.task_instances("train_model", run_id)
+        states = {ti["task_id"]: ti["state"] for ti in tis}
         if states.get("approve_promotion") == "awaiting_input":
+            ti_id = next(ti["id"] for ti in tis if ti["task_id"] == "approve_promotion")
+            wait_until_the_asking_process_exited(stack, ti_id, deadline)
             return
         if any(s in ("failed", "upstream_failed") for s in states.values()):
             break

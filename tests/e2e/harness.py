@@ -290,19 +290,40 @@ class AirflowStack:
     def backfill(
         self, dag_id: str, from_date: str, to_date: str, reprocess: str = "completed", max_active_runs: int = 3
     ) -> dict:
-        """Create a backfill (the scheduler runs it); return the backfill's JSON."""
+        """Create a backfill (the scheduler runs it); return the backfill's JSON.
+
+        Airflow allows one running backfill per DAG, and marks one completed a scheduler loop or
+        more after its last run finished: an earlier test's backfill may still count as running
+        (409). Wait for it (bounded), then create.
+        """
         self.wait_for_dag(dag_id)
-        return self.api(
-            "POST",
-            "/api/v2/backfills",
-            json={
-                "dag_id": dag_id,
-                "from_date": _as_datetime(from_date),
-                "to_date": _as_datetime(to_date),
-                "reprocess_behavior": reprocess,
-                "max_active_runs": max_active_runs,
-            },
-        )
+        body = {
+            "dag_id": dag_id,
+            "from_date": _as_datetime(from_date),
+            "to_date": _as_datetime(to_date),
+            "reprocess_behavior": reprocess,
+            "max_active_runs": max_active_runs,
+        }
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                return self.api("POST", "/api/v2/backfills", json=body)
+            except StackError as exc:
+                if "already a running backfill" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
+
+    def wait_for_backfills_of(self, dag_id: str, timeout: float = 300) -> None:
+        """Wait until no backfill of ``dag_id`` counts as running (each has ``completed_at``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            running = [b["id"] for b in self.api("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
+                       if not b.get("completed_at")]  # fmt: skip
+            if not running:
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"backfills {running} of {dag_id} still running after {timeout:.0f} s")
+            time.sleep(2)
 
     def wait_for_backfill(self, backfill: dict | int, timeout: float = 600) -> dict:
         """Wait until the scheduler marks the backfill complete (all its runs finished)."""

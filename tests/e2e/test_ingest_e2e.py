@@ -198,6 +198,7 @@ def test_airloop_backfill_shows_progress_and_a_rerun_resumes_without_redoing_day
     stack = airflow_stack
     stack.unpause(DAG_ID)
     env = {"AIRLOOP_AIRFLOW_URL": stack.base_url, "AIRLOOP_AIRFLOW_PASSWORD": ADMIN_PASSWORD}
+    stack.wait_for_backfills_of(DAG_ID)  # Airflow runs one backfill per DAG at a time
     out = stack.airloop("backfill", DAG_ID, "2026-03-14", "2026-03-15", "--poll", "2", timeout=600, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ingest_flights: 2 days to run, 2026-03-14 .. 2026-03-15" in out.stdout

@@ -129,3 +129,16 @@ def test_the_cli_refuses_a_reversed_range_before_asking_airflow(capsys):
     assert "BackfillError: the range ends (2026-03-01) before it starts (2026-03-02)" in capsys.readouterr().err
     assert main(["backfill", "pause", "seven"]) == 1
     assert "a backfill id is a number" in capsys.readouterr().err
+
+
+def test_a_second_backfill_of_a_dag_is_refused_naming_the_running_one():
+    class Busy(FakeAirflow):
+        def api(self, method, path, **kwargs):
+            if method == "POST" and path == "/api/v2/backfills":
+                raise RuntimeError('POST /api/v2/backfills -> 409: {"detail":"There is already a running backfill for dag d"}')
+            if method == "GET" and path == "/api/v2/backfills":
+                return {"backfills": [{"id": 4, "completed_at": "2026-03-01T00:00:00Z"}, {"id": 9, "completed_at": None}]}
+            return super().api(method, path, **kwargs)
+
+    with pytest.raises(bf.BackfillError, match=r"d already has a running backfill \(9\).*airloop backfill watch ID"):
+        bf.start(Busy([], [[]]), "d", "2026-03-01", "2026-03-02")

@@ -117,7 +117,17 @@ def start(client: Api, dag_id: str, start: str, end: str, *, reprocess: str = "n
     if max_active_runs < 1:
         raise BackfillError(f"max_active_runs must be at least 1, got {max_active_runs}")
     body = {**_body(dag_id, start, end, reprocess, conf), "max_active_runs": max_active_runs}
-    return client.api("POST", "/api/v2/backfills", json=body)
+    try:
+        return client.api("POST", "/api/v2/backfills", json=body)
+    except Exception as exc:
+        if "already a running backfill" not in str(exc):
+            raise
+        running = [b["id"] for b in client.api("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100})
+                   .get("backfills", []) if not b.get("completed_at")]  # fmt: skip
+        raise BackfillError(
+            f"{dag_id} already has a running backfill ({', '.join(map(str, running)) or '?'}): Airflow runs one per DAG. "
+            f"Watch it (airloop backfill watch ID) and start this one after, or pause it first"
+        ) from None
 
 
 def pause(client: Api, backfill_id: int) -> dict:
