@@ -60,6 +60,19 @@ def loaded_source(session_data_dir):
 
 
 @pytest.fixture
+def airloop_env(tmp_path, monkeypatch):
+    """Settings of an empty lake and registry under tmp_path (no source loaded, no champion)."""
+    from airloop.core.config import Settings, get_settings
+
+    monkeypatch.setenv("AIRLOOP_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("AIRLOOP_LAKE_URL", raising=False)
+    monkeypatch.delenv("AIRLOOP_REGISTRY_URL", raising=False)
+    get_settings.cache_clear()
+    yield Settings.from_env()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def settings(tmp_path, loaded_source, monkeypatch):
     """Settings pointing at a fresh lake and registry under tmp_path, and the shared source."""
     from airloop.core.config import Settings, get_settings

@@ -199,26 +199,13 @@ def test_run_season_parses_the_range_once_and_sends_dates_and_partition_keys(fil
     assert (summary.start, summary.end) == (raw_start.isoformat(), "2026-03-11") and summary.scored_days == 10
 
 
-@pytest.fixture
-def fresh(tmp_path, monkeypatch):
-    """An empty lake and registry (no champion yet)."""
-    from airloop.core.config import Settings, get_settings
-
-    monkeypatch.setenv("AIRLOOP_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("AIRLOOP_LAKE_URL", raising=False)
-    monkeypatch.delenv("AIRLOOP_REGISTRY_URL", raising=False)
-    get_settings.cache_clear()
-    yield Settings.from_env()
-    get_settings.cache_clear()
-
-
-def test_run_season_from_the_middle_of_the_data_trains_the_first_model_on_days_with_features(fresh):
+def test_run_season_from_the_middle_of_the_data_trains_the_first_model_on_days_with_features(airloop_env):
     """The failure this guards: a mid-year season ingested only WARMUP days, so the first training
     needed the feature partition of the day before the warm-up and there was no champion."""
     from airloop.loop import run_season
     from airloop.registry import ModelRegistry
 
-    settings = fresh
+    settings = airloop_env
     registry = ModelRegistry(settings.registry_url)
     trained = []
 
@@ -248,10 +235,10 @@ def test_run_season_from_the_middle_of_the_data_trains_the_first_model_on_days_w
     assert scored == [(date(2026, 6, 15), date(2026, 6, 18), {"model_version": 1})]
 
 
-def test_run_season_refuses_a_range_without_enough_history_before_calling_airflow(fresh):
+def test_run_season_refuses_a_range_without_enough_history_before_calling_airflow(airloop_env):
     from airloop.loop import run_season, WarmupError
 
-    settings = fresh
+    settings = airloop_env
     client = _recording(settings)
     with pytest.raises(WarmupError, match=r"2025-12-13 \.\. 2026-01-09.*data starts at 2025-12-30"):
         run_season("2026-01-10", "2026-01-20", settings=settings, client=client, warmup_days=28, data=DATA)
@@ -368,7 +355,7 @@ def test_warmup_past_the_data_or_reversed_or_bad_window_is_refused():
         _plan("2025-12-31", "2026-01-05", training_days=2)
 
 
-def test_cli_season_dry_run_prints_the_plan_and_refuses_a_range_without_history(fresh, capsys):
+def test_cli_season_dry_run_prints_the_plan_and_refuses_a_range_without_history(airloop_env, capsys):
     from airloop.cli import main
 
     assert main(["season", "2026-06-15", "2026-06-21", "--dry-run"]) == 0  # no Airflow needed

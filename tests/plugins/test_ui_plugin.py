@@ -53,18 +53,6 @@ def airflow_auth(tmp_path_factory):
 
 
 @pytest.fixture
-def airloop_env(tmp_path, monkeypatch):
-    from airloop.core.config import Settings, get_settings
-
-    monkeypatch.setenv("AIRLOOP_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("AIRLOOP_LAKE_URL", raising=False)
-    monkeypatch.delenv("AIRLOOP_REGISTRY_URL", raising=False)
-    get_settings.cache_clear()
-    yield Settings.from_env()
-    get_settings.cache_clear()
-
-
-@pytest.fixture
 def client():
     from fastapi.testclient import TestClient
 
