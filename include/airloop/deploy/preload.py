@@ -90,7 +90,7 @@ def forks_tasks(argv: list[str]) -> bool:
     which preloads on its own.
     """
     words = [os.path.basename(argv[0])] + list(argv[1:]) if argv else []
-    if not words or not (words[0] == "airflow" or words[0].endswith("__main__.py") or "airflow" in words[:2]):
+    if not words or not (words[0].endswith("__main__.py") or "airflow" in words[:2]):
         return False
     commands = [w for w in words[1:] if not w.startswith("-")]
     return commands[:1] == ["scheduler"] or commands[:2] == ["celery", "worker"]

@@ -106,7 +106,7 @@ def plan(client: Api, dag_id: str, start: str, end: str, *, reprocess: str = "no
     """The partition keys (or logical dates) a backfill of ``[start, end]`` would run (a dry run)."""
     if reprocess not in REPROCESS:
         raise BackfillError(f"reprocess must be one of {', '.join(REPROCESS)}, got {reprocess!r}")
-    body = _body(dag_id, start, end, reprocess, conf)
+    body = request_body(dag_id, start, end, reprocess, conf)
     answer = client.api("POST", "/api/v2/backfills/dry_run", json=body)
     return [_key(item) for item in (answer or {}).get("backfills", [])]
 
@@ -116,7 +116,7 @@ def start(client: Api, dag_id: str, start: str, end: str, *, reprocess: str = "n
     """Create the backfill; returns Airflow's backfill record (``id``, ``is_paused``, ...)."""
     if max_active_runs < 1:
         raise BackfillError(f"max_active_runs must be at least 1, got {max_active_runs}")
-    body = {**_body(dag_id, start, end, reprocess, conf), "max_active_runs": max_active_runs}
+    body = {**request_body(dag_id, start, end, reprocess, conf), "max_active_runs": max_active_runs}
     try:
         return client.api("POST", "/api/v2/backfills", json=body)
     except Exception as exc:
@@ -198,7 +198,8 @@ def check_range(start: str, end: str):
     return first, last
 
 
-def _body(dag_id: str, start: str, end: str, reprocess: str, conf: dict | None) -> dict:
+def request_body(dag_id: str, start: str, end: str, reprocess: str, conf: dict | None) -> dict:
+    """The body of Airflow's ``POST /api/v2/backfills`` (and its dry run) for days ``start``..``end``."""
     first, last = check_range(start, end)
     return {
         "dag_id": dag_id, "from_date": f"{first.isoformat()}T00:00:00Z", "to_date": f"{last.isoformat()}T00:00:00Z",

@@ -257,10 +257,10 @@ class AirflowClient:
         return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 1000, "order_by": "run_after"})["dag_runs"]
 
     def backfill(self, dag_id: str, start: date, end: date, conf: dict | None = None) -> dict:
-        return self.api("POST", "/api/v2/backfills", json={
-            "dag_id": dag_id, "from_date": f"{start.isoformat()}T00:00:00Z", "to_date": f"{end.isoformat()}T00:00:00Z",
-            "reprocess_behavior": "none", "max_active_runs": 4, "dag_run_conf": conf or {},
-        })  # fmt: skip
+        from airloop.loop.backfill import request_body
+
+        body = request_body(dag_id, start.isoformat(), end.isoformat(), "none", conf)
+        return self.api("POST", "/api/v2/backfills", json={**body, "max_active_runs": 4})
 
     def trigger(self, dag_id: str, conf: dict) -> dict:
         return self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
