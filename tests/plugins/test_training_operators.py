@@ -210,6 +210,31 @@ def test_training_set_skips_a_window_whose_features_are_not_computed_yet(setting
     assert lake.list_keys("training_sets/") == []
 
 
+def test_automatic_window_ends_at_the_newest_day_with_features(settings, lake):
+    """The weekly run's window is chosen among ingested days whose lookups can be served: a raw
+    day whose day-before features are not computed yet (the newest day, a warm-up's raw
+    lookback) is left out instead of making the whole run skip."""
+    from airloop import features as F
+    from airloop.core.usecase import load_use_case
+    from airloop.scoring import days_with_inputs, view_prefixes
+
+    from feature_helpers import D0, D1, D2, leakage_lake, logical_day
+
+    leakage_lake(lake)
+    F.apply_definitions(settings)
+    use_case = load_use_case(settings.use_case)
+    op = TrainingSetOperator(task_id="build_training_set", window_start="None", window_end="None")
+    assert op.available_days() == []  # three raw days, no feature partition yet
+    F.compute_features(logical_day(D0), settings=settings, lake=lake)
+    assert op.available_days() == [D1]  # D1 reads D0's features; D0 and D2 read days not computed
+    F.compute_features(logical_day(D1), settings=settings, lake=lake)
+    assert op.available_days() == [D1, D2]
+    prefixes = view_prefixes(settings, use_case, lake=lake)
+    days = [logical_day(d) for d in (D0, D1, D2)]
+    assert days_with_inputs(lake, use_case, days, prefixes) == days[1:]
+    assert days_with_inputs(lake, use_case, [], prefixes) == []
+
+
 def test_training_set_window_comes_from_the_drift_event(settings, capsys):
     """An asset-triggered run has no logical date: the window is the drift event's suggestion
     (the build then stops: this empty lake has no feature store applied and no partitions)."""

@@ -39,7 +39,7 @@ from airloop.scoring.readback import read_predictions, trace_prediction
 from airloop.scoring.runs import ScoringRuns, ensure_scoring_runs
 from airloop.scoring.schedule import read_schedule
 from airloop.scoring.stream import score_stream
-from airloop.scoring.upstream import missing_inputs, upstream_partitions, view_prefixes
+from airloop.scoring.upstream import days_with_inputs, missing_inputs, upstream_partitions, view_prefixes
 
 __all__ = [
     "FeatureLookup",
@@ -52,6 +52,7 @@ __all__ = [
     "UpstreamCorruptError",
     "UpstreamNotReadyError",
     "choose_model",
+    "days_with_inputs",
     "ensure_scoring_runs",
     "missing_inputs",
     "prediction_prefix",

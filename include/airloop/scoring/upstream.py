@@ -91,6 +91,23 @@ def verify_inputs(lake: Lake, prefixes: Iterable[str]) -> list[dict]:
     return inputs
 
 
+def days_with_inputs(lake: Lake, use_case: "UseCase", days: "Iterable[LogicalDay]", prefixes: "Mapping[str, str] | None" = None) -> "list[LogicalDay]":
+    """The days of ``days`` whose upstream partitions (:func:`upstream_partitions`) are all published.
+
+    A day is trainable or scorable only then: its rows are looked up as of its prediction time,
+    which reads the day before's feature partitions. One listing per view, not a read per day.
+    """
+    from airloop.core.storage import list_partitions
+
+    days = list(days)
+    if not days:
+        return []
+    published = set()
+    for view in use_case.features.views if use_case.features else ():
+        published.update(list_partitions(lake, (prefixes or {}).get(view.name) or f"features/{view.name}"))
+    return [d for d in days if all(p in published for p in upstream_partitions(d, use_case, prefixes))]
+
+
 def missing_inputs(lake: Lake, prefixes: Iterable[str]) -> list[str]:
     """The upstream partitions (of ``prefixes``) not published yet: a cheap manifest check."""
     return [p for p in sorted(set(prefixes)) if read_manifest(lake, p) is None]

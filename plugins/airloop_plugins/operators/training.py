@@ -99,13 +99,20 @@ class TrainingSetOperator(_ModelStageOperator):
             raise WindowError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from None
 
     def available_days(self) -> list:
-        from datetime import date
-
+        """Ingested days whose rows can be trained on: their raw partition and the feature
+        partitions their lookups read (the day before's) are published. A raw day whose features
+        are not computed yet (the newest, or the raw lookback of a warm-up) is not one."""
         from airloop.core.storage import list_partitions
+        from airloop.scoring import days_with_inputs, view_prefixes
 
-        table = next(iter(self.use_case.tables))
-        prefixes = list_partitions(self.lake_hook.lake, f"raw/{table}")
-        return [date.fromisoformat(p.rsplit("ds=", 1)[-1]) for p in prefixes]
+        lake = self.lake_hook.lake
+        table = self.use_case.features.event_table if self.use_case.features else next(iter(self.use_case.tables))
+        raw = [self.use_case.day(p.rsplit("ds=", 1)[-1]) for p in list_partitions(lake, f"raw/{table}")]
+        ready = days_with_inputs(lake, self.use_case, raw, view_prefixes(self.settings, self.use_case, lake=lake))
+        if len(ready) < len(raw):
+            self.log.info("%d of %d ingested days have their features published; the window is chosen among those",
+                          len(ready), len(raw))  # fmt: skip
+        return [d.date for d in ready]
 
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
