@@ -90,13 +90,17 @@ def test_dag_run_applies_computes_and_materializes_a_partition(settings, lake):
 
 
 class RescheduledTI:
-    """The task instance's one call here: when its first reschedule was (None: never)."""
+    """The task instance's calls here: when its first reschedule was (None: never), XCom pushes."""
 
     def __init__(self, first=None):
         self.first = first
+        self.xcom: dict[str, object] = {}
 
     def get_first_reschedule_date(self, context):
         return self.first
+
+    def xcom_push(self, key, value):
+        self.xcom[key] = value
 
 
 def test_compute_waits_in_reschedule_mode_for_raw_days_just_before_it(settings, lake):
@@ -126,9 +130,11 @@ def test_compute_skips_when_the_wait_ran_out_naming_every_missing_day_and_the_ba
     lake.delete(lake.list_keys(f"raw/flights/ds={D0}/"))
     op = FeatureComputeOperator(task_id="compute_features", ds=str(D1), wait_timeout_s=1800)
     started = datetime.now(timezone.utc) - timedelta(seconds=1860)
+    ti = RescheduledTI(started)
     with pytest.raises(AirflowSkipException) as skipped:
-        op.execute(context(ti=RescheduledTI(started)))
+        op.execute(context(ti=ti))
     reason = str(skipped.value)
+    assert ti.xcom == {"skip_reason": reason}  # the task instance's XCom tab shows why
     assert reason.startswith(f"inputs not there yet: features of {D1} need raw history")
     assert f"flights {D0}" in reason and f"weather {D1}" in reason  # every missing day, per table
     assert f"make backfill DAG=ingest_flights FROM={D0} TO={D1}" in reason and "(waited 18" in reason
@@ -164,8 +170,10 @@ def test_materialize_skips_a_day_whose_features_are_not_computed(settings, lake)
 
     leakage_lake(lake)
     F.apply_definitions(settings)
-    with pytest.raises(AirflowSkipException, match=f"inputs not there yet: feature partition .*ds={D1}"):
-        FeastMaterializeOperator(task_id="m", ds=str(D1), overlap_days=1).execute(context())
+    ti = RescheduledTI()
+    with pytest.raises(AirflowSkipException, match=f"inputs not there yet: feature partition .*ds={D1}") as skipped:
+        FeastMaterializeOperator(task_id="m", ds=str(D1), overlap_days=1).execute(context(ti=ti))
+    assert ti.xcom == {"skip_reason": str(skipped.value)}
 
 
 def test_materialize_overlap_skips_a_missing_earlier_day(settings, lake):

@@ -67,3 +67,27 @@ def test_credentials_are_registered_with_airflows_secrets_masker(monkeypatch):
         assert "p@ss-W0rd!" not in redact("decoded: p@ss-W0rd!")  # the percent-decoded password too
     finally:
         get_settings.cache_clear()
+
+
+class XComTI:
+    def __init__(self):
+        self.pushed = []
+
+    def xcom_push(self, key, value):
+        self.pushed.append((key, value))
+
+
+def test_a_skip_says_why_in_the_task_log_and_in_an_xcom(capfd):
+    import pytest
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    ti = XComTI()
+    reason = "inputs not there yet: raw/flights ds=2026-06-14 is not ingested"
+    with pytest.raises(AirflowSkipException) as skipped:
+        Sleepy(task_id="t").skip({"ti": ti}, reason)
+    assert skipped.value.args == (reason,)
+    assert ti.pushed == [("skip_reason", reason)]
+    out, err = capfd.readouterr()
+    assert f"Skipping: {reason}" in out + err
+    with pytest.raises(AirflowSkipException, match="no task instance"):  # outside a task run (tests, CLI)
+        Sleepy(task_id="t").skip({}, "no task instance")

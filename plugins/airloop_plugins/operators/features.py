@@ -47,7 +47,7 @@ class FeatureComputeOperator(PartitionedOperator):
         """Raise the reschedule that waits for raw days about to arrive, else the skip."""
         from datetime import datetime, timedelta, timezone
 
-        from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
+        from airflow.sdk.exceptions import AirflowRescheduleException
 
         missing = sorted(d for days in exc.missing.values() for d in days)
         reason = inputs_not_ready(day, exc)
@@ -61,8 +61,7 @@ class FeatureComputeOperator(PartitionedOperator):
                               missing[0], missing[-1], self.poke_interval_s, int(int(self.wait_timeout_s) - waited))  # fmt: skip
                 raise AirflowRescheduleException(now + timedelta(seconds=int(self.poke_interval_s)))
             reason += f" (waited {int(waited)} s for them)"
-        self.log.warning("%s", reason)
-        raise AirflowSkipException(reason)
+        self.skip(context, reason)
 
     @cached_property
     def lake_hook(self) -> LakeHook:
@@ -147,8 +146,6 @@ class FeastMaterializeOperator(PartitionedOperator):
         return LakeHook()
 
     def execute(self, context):
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from airloop.features import MissingFeaturePartition
 
         day = self.logical_day(context)
@@ -156,8 +153,7 @@ class FeastMaterializeOperator(PartitionedOperator):
         try:
             results = self.feature_store_hook.materialize(start, day, lake=self.lake_hook.lake)
         except MissingFeaturePartition as exc:
-            self.log.warning("Skipping: %s", exc)
-            raise AirflowSkipException(f"inputs not there yet: {exc}") from None
+            self.skip(context, f"inputs not there yet: {exc}")
         for r in results:
             self.log.info("Materialized %s %s..%s: %d rows read, %d written, %d newer online values kept",
                           r.view, start, day, r.rows_read, r.written, r.kept_newer)

@@ -53,8 +53,6 @@ class SourceExtractOperator(PartitionedOperator):
         return datetime.now(timezone.utc)
 
     def execute(self, context):
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from airloop.ingest import NoDataYet, OutsideSourceCoverage, extract_to_staging
 
         day = self.logical_day(context)
@@ -65,9 +63,7 @@ class SourceExtractOperator(PartitionedOperator):
                 self.table, day, use_case=self.use_case, source=self.source_hook.source, lake=self.lake_hook.lake, run=run
             )
         except OutsideSourceCoverage as exc:
-            # Say why in the task log itself: Airflow logs a skip as a bare "Skipping task."
-            self.log.warning("Skipping %s for %s: %s", self.table, day, exc)
-            raise AirflowSkipException(str(exc)) from None
+            self.skip(context, str(exc))
         except NoDataYet as exc:
             self.wait_or_alert(day, exc)
         self.log.info("Staged %d rows at %s", manifest["rows"], manifest["partition"])

@@ -83,8 +83,6 @@ class DriftReportOperator(_ReportOperator):
     ui_color = "#efe8fd"
 
     def execute(self, context):
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from airloop.monitoring import monitor_drift
         from airloop.core.storage import PartitionNotFound
 
@@ -92,8 +90,7 @@ class DriftReportOperator(_ReportOperator):
         try:
             result = monitor_drift(day, settings=self.settings, lake=self.lake_hook.lake, store=self.store)
         except PartitionNotFound as exc:
-            self.log.info("%s was not scored, nothing to monitor: %s", day.key, exc)
-            raise AirflowSkipException(f"{day.key} was not scored, nothing to monitor: {exc}") from None
+            self.skip(context, f"{day.key} was not scored, nothing to monitor: {exc}")
         if result.status == "ok":
             self.report_ds = day.key
         return self._log_result(result)

@@ -47,12 +47,12 @@ class PredictionInputsSensor(PartitionedOperator, BaseSensorOperator):
         if self._missing:
             absent = missing_history(self.lake_hook.lake, day.shift(-1), self.use_case, self.settings)
             if absent:
-                from airflow.sdk.exceptions import AirflowSkipException
                 from airloop.features.errors import day_spans
 
                 days = sorted(d for table_days in absent.values() for d in table_days)
                 spans = "; ".join(f"{table} {day_spans(table_days)}" for table, table_days in sorted(absent.items()))
-                raise AirflowSkipException(
+                self.skip(
+                    context,
                     f"inputs not there yet: scoring {day} needs the features of {day.shift(-1)}, which read raw "
                     f"history that is not ingested ({spans}); waiting cannot bring it. Backfill it "
                     f"(make backfill DAG=ingest_flights FROM={days[0]} TO={days[-1]}), then clear this run."
@@ -146,7 +146,7 @@ class BatchPredictOperator(PartitionedOperator):
         return None if value in (None, "", "None") else str(value)
 
     def execute(self, context):
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from airloop.scoring import FeatureMismatchError, NoChampionError, NoScheduleError, UpstreamCorruptError, score_day
 
@@ -168,11 +168,10 @@ class BatchPredictOperator(PartitionedOperator):
                 airflow_run_id=run_id,
             )
         except NoScheduleError as exc:
-            raise AirflowSkipException(str(exc)) from None
+            self.skip(context, str(exc))
         except NoChampionError as exc:
             if pinned is None and self.registry_hook.registry.champion(self.use_case.model.name) is None:
-                self.log.warning("Skipping %s: %s", day, exc)
-                raise AirflowSkipException(f"inputs not there yet: {exc}") from None
+                self.skip(context, f"inputs not there yet: {exc}")
             raise AirflowFailException(f"NoChampionError: {exc}") from None
         except (FeatureMismatchError, UpstreamCorruptError) as exc:
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
