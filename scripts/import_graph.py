@@ -33,6 +33,7 @@ LAYERS = (
     "training",
     "scoring",
     "monitoring",
+    "lineage",
     "loop",
     "backtest",
     "deploy",

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "airloop.cli.predict",
     "airloop.cli.registry",
     "airloop.cli.monitor",
+    "airloop.cli.lineage",
     "airloop.cli.backtest",
     "airloop.cli.backfill",
 ]

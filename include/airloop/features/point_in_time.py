@@ -61,6 +61,19 @@ def _partition_days_for(view: ViewLayout, first: datetime, last: datetime, tz: s
     return [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
 
 
+def partitions_read(lake: "Lake", layout: ServiceLayout, first: datetime, last: datetime, tz: str) -> list[str]:
+    """The published feature partitions a lookup of instants ``[first, last]`` reads (for lineage:
+    the same days :func:`historical_features` reads, those with a manifest)."""
+    from airloop.core.storage import list_partitions
+
+    found = []
+    for view in layout.views:
+        published = set(list_partitions(lake, view.lake_prefix))
+        days = _partition_days_for(view, first, last, tz)
+        found += [p for p in (f"{view.lake_prefix}/ds={d.isoformat()}" for d in days) if p in published]
+    return found
+
+
 def read_feature_rows(
     lake: "Lake", view: ViewLayout, days: list[date], *, first_day: date | None = None, strict: bool = True, con=None
 ) -> "pa.Table":

@@ -24,7 +24,7 @@ from airloop.core.storage import PartitionNotFound, partition_prefix, read_parti
 from airloop.features.errors import FeatureError, MissingRawPartition
 from airloop.features.feast_repo import feature_store
 from airloop.features.layout import EVENT_TIMESTAMP, default_feature_service, load_feature_use_case, service_layout
-from airloop.features.point_in_time import historical_features
+from airloop.features.point_in_time import historical_features, partitions_read
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +46,8 @@ class TrainingSet:
         the label (0/1).
     :param fingerprint: sha256 of the feature service version, the window and the rows.
     :param feature_columns: the model's inputs (request-time columns, then Feast features).
+    :param inputs: the lake partitions it was built from (the window's raw event partitions, the
+        feature partitions the lookups read), for lineage.
     """
 
     frame: "pd.DataFrame"
@@ -54,6 +56,7 @@ class TrainingSet:
     label_column: str
     feature_service: str
     window: tuple[date, date]
+    inputs: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -146,4 +149,8 @@ def build_training_set(
         ).encode()
     ).hexdigest()
     log.info("training set %s..%s: %d labelled rows of %d events, fingerprint %s", start, end, len(frame), len(events), fingerprint[:12])
-    return TrainingSet(frame, fingerprint, feature_columns, label_column, service, (start, end))
+    inputs = [partition_prefix("raw", spec.event_table, d.key) for d in days]
+    if len(entity):
+        stamps = entity[EVENT_TIMESTAMP]
+        inputs += partitions_read(lake, layout, stamps.min().to_pydatetime(), stamps.max().to_pydatetime(), use_case.timezone)
+    return TrainingSet(frame, fingerprint, feature_columns, label_column, service, (start, end), tuple(inputs))

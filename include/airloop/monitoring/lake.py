@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from airloop.monitoring.result import KINDS, OK, ReportResult
+from airloop.monitoring.result import KINDS, OK, PERFORMANCE, ReportResult
 
 if TYPE_CHECKING:
     from airloop.core.dates import LogicalDay
@@ -30,6 +30,15 @@ def _prefix(key: str, kind: str) -> str:
     return f"{REPORTS_ZONE}/ds={key}/{kind}"
 
 
+def report_inputs(ds: str, kind: str) -> list[str]:
+    """The partitions a report of day ``ds`` reads: the day's predictions (their model version is
+    in their manifest) and, for performance, the day's realized outcomes (``raw/flights``)."""
+    inputs = [f"predictions/ds={ds}"]
+    if kind == PERFORMANCE:
+        inputs.append(f"raw/flights/ds={ds}")
+    return inputs
+
+
 def publish_report(lake: "Lake", result: ReportResult) -> str | None:
     """Publish ``report.json`` (complete) and ``report.html`` for a result that has them.
 
@@ -45,7 +54,7 @@ def publish_report(lake: "Lake", result: ReportResult) -> str | None:
     prefix = _prefix(result.ds, result.kind)
     manifest = {"ds": result.ds, "kind": result.kind, "model_version": result.model_version,
                 "rows_current": result.rows_current, "rows_reference": result.rows_reference,
-                "metrics": result.metrics}  # fmt: skip
+                "metrics": result.metrics, "inputs": report_inputs(result.ds, result.kind)}  # fmt: skip
     publish_partition(lake, prefix, files, json.loads(json.dumps(manifest, default=str)))
     return prefix
 

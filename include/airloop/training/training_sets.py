@@ -57,7 +57,10 @@ def publish_training_set(training_set, lake: "Lake") -> dict:
     if existing and existing.get("fingerprint") == training_set.fingerprint:
         log.info("Training set %s already stored at %s", training_set.fingerprint[:12], prefix)
         return summary
-    publish_partition(lake, prefix, {"part.parquet": frame_to_parquet(training_set.frame)}, dict(summary))
+    # What it was built from (lineage: ``airloop lineage``, the OpenLineage events); not in the
+    # summary, which travels through XCom.
+    inputs = [{"partition": p} for p in getattr(training_set, "inputs", ())]
+    publish_partition(lake, prefix, {"part.parquet": frame_to_parquet(training_set.frame)}, {**summary, "inputs": inputs})
     log.info("Stored training set %s (%d rows) at %s", training_set.fingerprint[:12], summary["rows"], prefix)
     return summary
 
