@@ -59,6 +59,15 @@ if [ "${AIRLOOP_DEMO_SEED:-1}" != "0" ]; then
   fi
 fi
 
+# OpenLineage: every task's inputs and outputs (lake URIs, model versions) as events, written by
+# the provider's file transport under the Airflow home; `airloop lineage ... --events` reads them.
+# airflow.cfg cannot name a path under $AIRFLOW_HOME (3.3 does not expand it), so it is set here.
+# A transport already in the environment (HTTP to a lineage server, docs/lineage.md) wins.
+if [ -z "${AIRFLOW__OPENLINEAGE__TRANSPORT:-}" ]; then
+  export AIRFLOW__OPENLINEAGE__TRANSPORT="{\"type\": \"file\", \"log_file_path\": \"$AIRFLOW_HOME/logs/openlineage/events\"}"
+  mkdir -p "$AIRFLOW_HOME/logs/openlineage"
+fi
+
 cat <<MSG
 
   Airloop is starting: Airflow UI at http://localhost:8080

@@ -31,6 +31,8 @@ from typing import Any, Callable, Iterable
 
 import httpx
 
+from airloop.lineage.events import events_path, file_transport
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 ADMIN_USER, ADMIN_PASSWORD = "admin", "airloop-e2e-" + secrets.token_hex(4)
@@ -133,6 +135,9 @@ class AirflowStack:
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRLOOP_DATA_DIR": str(self.data_dir),
+                # OpenLineage events of every task, as the demo writes them: the file transport
+                # under the Airflow home (airloop.lineage.events.file_transport).
+                "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(file_transport(self.home)),
                 # Retries stay on (the DAGs' contract) but do not make a failing test wait minutes.
                 "AIRLOOP_RETRY_DELAY_S": "2",
                 # Manifests record the code version; pin it so a rerun during the session is
@@ -148,6 +153,7 @@ class AirflowStack:
         started = time.monotonic()
         deadline = started + timeout
         self.home.mkdir(parents=True, exist_ok=True)
+        events_path(self.env).parent.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "airflow.cfg", self.home / "airflow.cfg")
         # airflow_local_settings: the scheduler preloads the stage libraries (airloop.deploy.preload).

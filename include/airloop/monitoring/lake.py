@@ -23,6 +23,11 @@ def report_prefix(day: "LogicalDay", kind: str) -> str:
     return _prefix(day.key, kind)
 
 
+def report_prefix_of(result: ReportResult) -> str:
+    """Where the report of ``result`` is (or would be) published."""
+    return _prefix(result.ds, result.kind)
+
+
 def _prefix(key: str, kind: str) -> str:
     """The report partition of the day keyed ``key`` (a result's stored ``ds``)."""
     if kind not in KINDS:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 from airflow.sdk import BaseOperator
 
+from airloop_plugins.operators.lineage import LineageMixin
+
 if TYPE_CHECKING:
     from airloop.core.dates import LogicalDay
 
@@ -17,11 +19,12 @@ if TYPE_CHECKING:
 SKIP_REASON_KEY = "skip_reason"
 
 
-class PartitionedOperator(BaseOperator):
+class PartitionedOperator(LineageMixin, BaseOperator):
     """An operator that works on one daily partition ``ds``.
 
     ``ds`` (templated) wins when given; otherwise it is resolved from the run (``ds`` param,
     partition key, triggering asset events, logical date: see :func:`airloop.core.dates.resolve_ds`).
+    What ``execute`` published (:meth:`record_lineage`) is the task's OpenLineage outputs.
     """
 
     template_fields = ("ds",)

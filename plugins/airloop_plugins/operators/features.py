@@ -82,6 +82,7 @@ class FeatureComputeOperator(PartitionedOperator):
         for view, manifest in manifests.items():
             self.log.info("Published %d rows of %s at %s from %d raw partitions",
                           manifest["rows"], view, manifest["partition"], len(manifest["raw_partitions"]))
+        self.record_lineage(m["partition"] for m in manifests.values())
         return {"ds": day.key, "rows": {view: m["rows"] for view, m in manifests.items()}}
 
 

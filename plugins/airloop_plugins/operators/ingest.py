@@ -165,7 +165,9 @@ class DayPublishOperator(PartitionedOperator):
         return LakeHook()
 
     def execute(self, context):
+        from airloop.core.storage import partition_prefix
         from airloop.ingest import day_status, publish_day
+        from airloop.ingest.ingestion import RAW
         from airloop_plugins.assets import RAW_TABLE_ASSETS
 
         day = self.logical_day(context)
@@ -177,6 +179,7 @@ class DayPublishOperator(PartitionedOperator):
         if problems:  # cannot happen after a finished commit; say so loudly if it does
             raise RuntimeError(f"day {day} is inconsistent after commit {commit.commit_id}: {'; '.join(problems)}")
         self.log.info("Published %s of %s together (commit %s): %s", ", ".join(self.tables), day, commit.commit_id, commit.tables)
+        self.record_lineage(partition_prefix(RAW, t, day.key) for t in self.tables)
         names = {RAW_TABLE_ASSETS[t].name: t for t in self.tables if t in RAW_TABLE_ASSETS}
         for outlet in self.outlets or []:
             if getattr(outlet, "name", None) in names:

@@ -61,6 +61,9 @@ class _ReportOperator(PartitionedOperator):
     def _log_result(self, result) -> dict:
         summary = result.summary()
         if result.status == "ok":
+            from airloop.monitoring.lake import report_prefix_of
+
+            self.record_lineage([report_prefix_of(result)])
             self.log.info("%s report of %s: %s", result.kind, result.ds, {k: summary.get(k) for k in (
                 "drift_share", "drifted_column_names", "null_columns", "drift_signal", "drift_signal_columns", "auc",
                 "auc_drop", "window_auc", "auc_drop_bound", "rows_current")})  # fmt: skip

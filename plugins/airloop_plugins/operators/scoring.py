@@ -179,6 +179,7 @@ class BatchPredictOperator(PartitionedOperator):
             "Published %d predictions of %s with model v%d (%d rows with missing features) at %s in %.2fs",
             result.rows, result.ds, result.model_version, result.rows_missing_features, result.prefix, result.duration_s,
         )  # fmt: skip
+        self.record_lineage([result.prefix])
         self.tag_outlets(
             context,
             {

@@ -12,9 +12,10 @@ from airflow.sdk import BaseOperator
 
 from airloop_plugins.hooks.lake import LakeHook
 from airloop_plugins.hooks.registry import ModelRegistryHook
+from airloop_plugins.operators.lineage import LineageMixin
 
 
-class _ModelStageOperator(BaseOperator):
+class _ModelStageOperator(LineageMixin, BaseOperator):
     """What the training-stage operators share: settings, the use case's model, lake, registry."""
 
     @cached_property
@@ -160,6 +161,7 @@ class TrainingSetOperator(_ModelStageOperator):
             summary["feature_service"], summary["prefix"],
         )  # fmt: skip
         summary["window_source"] = source
+        self.record_lineage([summary["prefix"]])
         return summary
 
 
@@ -276,6 +278,7 @@ class ModelRegisterOperator(_ModelStageOperator):
         self.decision = decision
 
     def execute(self, context):
+        from airloop.lineage.graph import model_key
         from airloop.training import load_candidate, load_training_set, register_candidate
 
         lake = self.lake_hook.lake
@@ -299,6 +302,7 @@ class ModelRegisterOperator(_ModelStageOperator):
             decision=decision,
         )
         self.log.info("Registered %s (%s, device %s) at %s", mv.label, mv.status, mv.device, mv.artifact_uri)
+        self.record_lineage([model_key(mv.model_name, mv.version)])
         if (mv.metrics or {}).get("model_card"):
             self.log.info("Model card of %s stored beside it (%s)", mv.label, ", ".join(sorted(mv.metrics["model_card"].values())))
         return {"model_name": mv.model_name, "version": mv.version, "artifact_uri": mv.artifact_uri, "sha256": mv.sha256}
