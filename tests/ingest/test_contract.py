@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pandas as pd
@@ -201,3 +202,39 @@ def test_an_empty_batch_is_valid_and_empty(flights_day):
     assert len(result.valid) == 0 and len(result.quarantined) == 0
     assert result.quarantined_share == 0.0
     assert list(result.valid.columns) == [c.name for c in FLIGHTS.columns]
+
+
+def test_reason_summary_counts_each_reason_and_names_a_few_keys_in_sorted_order(flights_day):
+    """Seven negative distances (five keys shown), two bad codes, one null key: per reason, bounded."""
+    rows = flights_day.head(40).astype(object).copy().reset_index(drop=True)
+    rows.loc[0:6, "distance"] = -5.0
+    rows.loc[10:11, "origin"] = "XXX"
+    rows.loc[20, "carrier"] = None
+    result = validate(rows, FLIGHTS)
+    summary = result.reason_summary(FLIGHTS.key)
+    assert {label: s["rows"] for label, s in summary.items()} == result.reason_counts() == {
+        "carrier: null": 1, "distance: below": 7, "origin: not one of": 2}  # fmt: skip
+    key = list(FLIGHTS.key)
+    q = result.quarantined
+    negative = q[q["distance"] == "-5.0"][key].astype(object).values.tolist()
+    assert summary["distance: below"]["sample_keys"] == [dict(zip(key, k)) for k in sorted(negative)[:5]]
+    assert [k["origin"] for k in summary["origin: not one of"]["sample_keys"]] == ["XXX", "XXX"]
+    assert summary["carrier: null"]["sample_keys"] == [{**dict(zip(key, q[q["carrier"].isna()][key].iloc[0])), "carrier": None}]
+    # The same bad rows in another order (a source returning them differently): the same summary.
+    shuffled = validate(rows.sample(frac=1, random_state=7), FLIGHTS).reason_summary(FLIGHTS.key)
+    assert json.dumps(shuffled) == json.dumps(summary)
+
+
+def test_reason_summary_of_a_clean_batch_is_empty(flights_day):
+    assert validate(flights_day.head(5), FLIGHTS).reason_summary(FLIGHTS.key) == {}
+
+
+def test_conflicting_duplicates_name_their_shared_key_once(flights_day):
+    day = flights_day.head(20)
+    conflicting = day.iloc[[5]].copy()
+    conflicting["dep_delay"] = 999.0
+    summary = validate(pd.concat([day, conflicting], ignore_index=True), FLIGHTS).reason_summary(FLIGHTS.key)
+    (label, entry), = summary.items()
+    assert label == "carrier+flight+origin+time_hour+minute: conflicting duplicate"
+    assert entry["rows"] == 2 and len(entry["sample_keys"]) == 1
+    assert entry["sample_keys"][0]["flight"] == str(day.iloc[5]["flight"])

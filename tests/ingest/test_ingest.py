@@ -112,6 +112,10 @@ def test_real_bad_rows_land_in_quarantine_with_reasons(settings, lake):
     q = read_quarantine(lake, "flights", USE_CASE.day(flights_day))
     assert q["tailnum"].tolist() == ["D942DN"]
     assert q["_quarantine_reason"].tolist() == ["tailnum: 'D942DN' does not match /N[A-Z0-9]{1,6}/"]
+    # The raw manifest names it (the README's example).
+    assert require_manifest(lake, f"raw/flights/ds={flights_day}")["quarantine_reasons"] == {
+        "tailnum: does not match": {"rows": 1, "sample_keys": [
+            {"carrier": "DL", "flight": "2247", "origin": "LGA", "time_hour": "2013-02-11 19:00:00.000000", "minute": "0"}]}}  # fmt: skip
     # The quarantined row shows its replayed instant next to the source value.
     assert q["_replayed_time_hour"].iloc[0] == pd.Timestamp("2013-02-11T19:00Z") + OFFSET
     w = read_quarantine(lake, "weather", USE_CASE.day(weather_day))
@@ -363,3 +367,45 @@ def test_cli_errors_about_the_source_never_print_its_password(settings, capsys, 
     assert main(["ingest", "2026-02-10", "--table", "weather"]) == 1
     out, err = capsys.readouterr()
     assert shown in err and "cr3t" not in out + err
+
+
+def test_the_raw_manifest_names_each_quarantine_reason_with_sample_keys_and_reruns_identically(settings, tmp_path):
+    """A delivery with bad rows of three kinds: the raw manifest says what was left out, and why."""
+    src = DAY - OFFSET
+    url = f"sqlite:///{tmp_path / 'bad-rows.db'}"
+    full, target = create_engine(settings.source_url), create_engine(url)
+    for table in ("flights", "weather"):
+        rows = pd.read_sql(text(f"SELECT * FROM {table} WHERE year = :y AND month = :m AND day = :d"), full,
+                           params={"y": src.year, "m": src.month, "d": src.day})  # fmt: skip
+        rows["time_hour"] = pd.to_datetime(rows["time_hour"])
+        if table == "flights":
+            rows.loc[rows.index[:7], "distance"] = -5.0
+            rows.loc[rows.index[100:102], "tailnum"] = "D942DN"
+            rows.loc[rows.index[200], "origin"] = "XXX"
+            bad = rows.loc[list(rows.index[:7]) + list(rows.index[100:102]) + [rows.index[200]]]
+        rows.to_sql(table, target, index=False)
+    full.dispose()
+    target.dispose()
+    delivery = settings.with_overrides(source_url=url, quarantine_gate_min_rows=10)
+    lake = open_lake(delivery)
+
+    summary = ingest_day("flights", DAY, delivery)
+    assert summary.quarantined_rows == 10
+    manifest = require_manifest(lake, f"raw/flights/ds={DAY}")
+    reasons = manifest["quarantine_reasons"]
+    assert {label: r["rows"] for label, r in reasons.items()} == {
+        "distance: below": 7, "origin: not one of": 1, "tailnum: does not match": 2}  # fmt: skip
+    assert sum(r["rows"] for r in reasons.values()) == manifest["quarantined_rows"] == 10
+    # Sample keys are real keys of quarantined rows, at most five per reason, smallest first.
+    q = read_quarantine(lake, "flights", USE_CASE.day(DAY))
+    key = list(USE_CASE.table("flights").key)
+    negative = sorted(q[q["_quarantine_reason"].str.startswith("distance:")][key].astype(object).values.tolist())
+    assert reasons["distance: below"]["sample_keys"] == [dict(zip(key, k)) for k in negative[:5]]
+    assert len(negative) == 7
+    assert {(k["carrier"], k["flight"]) for k in reasons["tailnum: does not match"]["sample_keys"]} == {
+        (c, str(f)) for c, f in bad.loc[bad["tailnum"] == "D942DN", ["carrier", "flight"]].values}  # fmt: skip
+    assert reasons["origin: not one of"]["sample_keys"][0]["origin"] == "XXX"
+
+    first = zone_bytes(lake, DAY)
+    ingest_day("flights", DAY, delivery)
+    assert zone_bytes(lake, DAY) == first

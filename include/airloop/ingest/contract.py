@@ -30,6 +30,8 @@ REASON_COLUMN = "_quarantine_reason"
 # which is right: none is published). Reasons and counts keep them apart.
 EXACT_DUPLICATE = "exact duplicate"
 CONFLICTING_DUPLICATE = "conflicting duplicate"
+# Row keys a manifest names per quarantine reason: enough to look rows up, bounded for big days.
+SAMPLE_KEYS = 5
 
 
 class ContractError(ValueError):
@@ -56,11 +58,43 @@ class ValidationResult:
         ``<key>: conflicting duplicate`` (rows that disagree, none published), separately.
         """
         counts: dict[str, int] = {}
-        for reasons in self.quarantined.get(REASON_COLUMN, []):
-            for reason in str(reasons).split("; "):
-                label = reason.split(":", 1)[0] + ": " + _reason_kind(reason)
-                counts[label] = counts.get(label, 0) + 1
+        for _, label in self._labelled_rows():
+            counts[label] = counts.get(label, 0) + 1
         return dict(sorted(counts.items()))
+
+    def reason_summary(self, key: "tuple[str, ...] | list[str]", samples: int = SAMPLE_KEYS) -> dict[str, dict]:
+        """Per check (labelled as in :meth:`reason_counts`): its row count and a few row keys.
+
+        ``{"<column>: <check>": {"rows": n, "sample_keys": [{key column: value, ...}, ...]}}``.
+        A sample key holds the ``key`` columns as the quarantine partition stores them (the
+        source's values, as text; a null as ``None``), so a row can be found there and in the
+        source. At most ``samples`` distinct keys, the smallest in sorted order: the same rows
+        give the same manifest bytes whatever order they arrived in.
+        """
+        key = list(key)
+        rows_of: dict[str, list[int]] = {}
+        for position, label in self._labelled_rows():
+            rows_of.setdefault(label, []).append(position)
+        keys = list(self.quarantined[key].itertuples(index=False, name=None)) if rows_of and key else []
+        summary = {}
+        for label in sorted(rows_of):
+            distinct = {tuple(_key_text(v) for v in keys[p]) for p in rows_of[label]} if keys else set()
+            first = sorted(distinct, key=lambda k: tuple((v is None, v or "") for v in k))[:samples]
+            summary[label] = {"rows": len(rows_of[label]), "sample_keys": [dict(zip(key, k)) for k in first]}
+        return summary
+
+    def _labelled_rows(self):
+        """``(row position, "column: check")`` for every reason of every quarantined row."""
+        for position, reasons in enumerate(self.quarantined.get(REASON_COLUMN, [])):
+            for reason in str(reasons).split("; "):
+                yield position, reason.split(":", 1)[0] + ": " + _reason_kind(reason)
+
+
+def _key_text(value) -> str | None:
+    """A key value as the manifest shows it: text, or ``None`` for a null."""
+    import pandas as pd
+
+    return None if pd.isna(value) else str(value)
 
 
 # What a reason says after "column: ", as counted in manifests. Checked on the start of the text

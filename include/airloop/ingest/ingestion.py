@@ -205,6 +205,7 @@ def validate_staged(
             "rows": len(raw),
             "source_rows": result.total,
             "quarantined_rows": len(quarantined),
+            "quarantine_reasons": result.reason_summary(table.key),
             "quarantine_partition": q_prefix,
         },
     )
