@@ -319,6 +319,32 @@ def test_fail_policy_fails_clearly_without_a_gpu():
         choose_device("cuda", policy="fail", probe=probe)
 
 
+def test_training_threads_default_to_half_the_cores_and_can_be_set(monkeypatch):
+    """A training leaves cores for the scheduler and the other tasks (see ``cpu_threads``); the
+    booster really runs with the number chosen, and a run's override wins."""
+    import json
+    import os
+
+    from airloop.core.devices import cpu_threads
+    from airloop.training.fit import fit_xgboost
+
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_threads({}) == max(1, cores // 2)
+    assert cpu_threads({"AIRLOOP_TRAIN_THREADS": "3"}) == 3
+    for bad in ("0", "-1", "two", "1.5"):
+        with pytest.raises(ValueError, match=f"AIRLOOP_TRAIN_THREADS must be a whole number of at least 1, got '{bad}'"):
+            cpu_threads({"AIRLOOP_TRAIN_THREADS": bad})
+
+    frame = synthetic_training_set(days=4, rows_per_day=50).frame
+    features = ["distance", "sched_hour"]
+    monkeypatch.setenv("AIRLOOP_TRAIN_THREADS", "3")
+    params = {"objective": "binary:logistic", "num_boost_round": 2}
+    booster = fit_xgboost(frame, features, {}, "is_delayed", params, "cpu")
+    assert json.loads(booster.save_config())["learner"]["generic_param"]["nthread"] == "3"
+    booster = fit_xgboost(frame, features, {}, "is_delayed", {**params, "nthread": 1}, "cpu")
+    assert json.loads(booster.save_config())["learner"]["generic_param"]["nthread"] == "1"
+
+
 def test_device_choice_with_a_gpu_and_explicit_cpu():
     probe = GpuProbe(True, 1, "1 GPU(s) visible, XGBoost built with CUDA")
     assert choose_device("cuda", policy="fail", probe=probe).device == "cuda"

@@ -47,6 +47,30 @@ class DeviceChoice:
         return {"device": self.device, "requested": self.requested, "policy": self.policy, "reason": self.reason}
 
 
+def cpu_threads(environ=os.environ) -> int:
+    """CPU threads one training may use: ``AIRLOOP_TRAIN_THREADS``, else half this process's cores.
+
+    XGBoost's OpenMP threads spin while they wait for each other. When a training takes every
+    core while the scheduler and other tasks also run, the spinning threads take the CPU from
+    the working ones: measured on a 2-core machine under load, a 65k-row, 300-round training
+    took 25-31 s wall and 16-17 s CPU with 2 threads, 3-7 s wall and 3-5 s CPU with 1. Half
+    the cores leaves room for the rest of the loop; on a machine of its own, set it to all.
+
+    :raises ValueError: the setting is not a whole number of at least 1.
+    """
+    value = environ.get("AIRLOOP_TRAIN_THREADS", "").strip()
+    if value:
+        try:
+            threads = int(value)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ValueError(f"AIRLOOP_TRAIN_THREADS must be a whole number of at least 1, got {value!r}")
+        return threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // 2)
+
+
 def detect_gpu() -> GpuProbe:
     """Probe for a usable NVIDIA GPU: visible devices, driver, and a CUDA build of XGBoost."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from airloop.core.devices import cpu_threads
 from airloop.training.checks import TIME_COLUMN, TrainingDataError, check_training_frame, time_split
 from airloop.training.encoding import encode_features, infer_categories, predict
 from airloop.training.metrics import evaluate_scores
@@ -62,6 +63,7 @@ def fit_xgboost(train: "pd.DataFrame", feature_columns, categories, label: str, 
 
     booster_args = {k: v for k, v in params.items() if k not in LOOP_PARAMS}
     booster_args["device"] = device
+    booster_args.setdefault("nthread", cpu_threads())  # a run's overrides may set it
     # QuantileDMatrix: the hist method's own input, built once (less memory on CPU and GPU).
     matrix = xgb.QuantileDMatrix(
         encode_features(train, feature_columns, categories), label=train[label], enable_categorical=True
