@@ -24,8 +24,10 @@ class LineageMixin:
         from airloop_plugins.lineage_facets import operator_lineage
 
         outputs = getattr(self, "_lineage_outputs", None)
-        if not outputs:
-            return None
+        if not outputs:  # nothing published (a sensor, a skip, a failure before publishing)
+            from airflow.providers.openlineage.extractors import OperatorLineage
+
+            return OperatorLineage()
         lake_hook = getattr(self, "lake_hook", None)
         if lake_hook is None:
             from airloop_plugins.hooks import LakeHook
