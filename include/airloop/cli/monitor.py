@@ -253,7 +253,7 @@ def cmd_seed(args) -> int:
     newest = args.newest or use_case.day(datetime.now(ZoneInfo(use_case.timezone)).date()).shift(-1)
     try:
         seed_history(settings, newest=newest, training_days=args.training_days, scored_days=args.scored_days,
-                     log=lambda m: print(m, flush=True))  # fmt: skip
+                     retrain_every=args.retrain_every, log=lambda m: print(m, flush=True))  # fmt: skip
     except WarmupError as exc:
         print(f"airloop seed: {exc}", file=sys.stderr)
         return 2
@@ -289,8 +289,9 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("seed", help="seed the history the DAGs need (raw lookback, features, a champion, a scored week)")
     p.add_argument("--newest", help="the newest day to seed (default: yesterday, New York time)")
-    p.add_argument("--training-days", type=int, default=28, help="days the first champion trains on")
-    p.add_argument("--scored-days", type=int, default=7, help="days scored and monitored, ending with --newest")
+    p.add_argument("--training-days", type=int, default=28, help="days each training reads (the days before it)")
+    p.add_argument("--scored-days", type=int, default=28, help="days scored and monitored, ending with --newest")
+    p.add_argument("--retrain-every", type=int, default=7, help="days between the replayed trainings (train_model is weekly)")
     p.set_defaults(func=cmd_seed)
 
     p = sub.add_parser("season-summary", help="what the loop did over a range of days")

@@ -2,19 +2,22 @@
 
 A fresh Airflow has no history: the features of yesterday read weeks of raw days, scoring needs
 a champion, monitoring needs scored days. :func:`seed_history` fills that history in one
-process with the same library calls the DAGs make (no scheduler, one import of each library):
+process with the same library calls the DAGs make (no scheduler, one import of each library),
+as if the loop had been running for the last ``scored_days`` days:
 
-1. the raw days the features read and the training window needs (the season's warm-up plan,
-   :func:`airloop.loop.warmup.plan_warmup`, ending with the newest closed day);
+1. the raw days the features read and the first training window needs (the season's warm-up
+   plan, :func:`airloop.loop.warmup.plan_warmup`, ending with the newest closed day);
 2. the Feast repo applied, the feature days computed, the newest day loaded online;
-3. a first champion trained on the ``training_days`` before the scored week, through the
-   same gate (against the baseline) and registry as ``train_model``;
-4. the last ``scored_days`` days scored with it and monitored (drift and, where outcomes are
-   in, performance), so *Model versions* and *Monitoring* have something to show.
+3. the weekly ``train_model`` replayed: at the start of the scored days and every
+   ``retrain_every`` days after, a model trained on the ``training_days`` before that day goes
+   through the same gate (against the baseline, then the champion) and registry; each is
+   registered at the instant its window closed (a replayed clock, as the backtest does);
+4. every scored day scored with the champion of that day and monitored (drift and, where
+   outcomes are in, performance), so *Model versions* and *Monitoring* have something to show.
 
-The champion is registered at the instant its training window closed (a replayed clock, as the
-backtest does), so it serves every seeded day and tonight's ``batch_predict``. Every step checks
-before acting: a second run finds everything in place and does almost nothing.
+A week before the first promotion is not scored: nothing would have served it. The gate is
+never bypassed; when no training passes it, the seed says so and scores nothing. Every step
+checks before acting: a second run finds everything in place and does almost nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ class SeedReport:
     ingested: int = 0
     features: int = 0
     champion: int | None = None
-    trained: bool = False
+    trained: bool = False  # trained at least once in this run
+    trainings: list[str] = field(default_factory=list)  # each training's outcome, in order
     scored: int = 0
     monitored: int = 0
     refusal: str = ""  # why the first model was not promoted (then nothing is scored)
@@ -46,12 +50,16 @@ def seed_history(
     *,
     newest: "LogicalDay",
     training_days: int = 28,
-    scored_days: int = 7,
+    scored_days: int = 28,
+    retrain_every: int = 7,
     log: Callable[[str], None] = print,
 ) -> SeedReport:
     """Seed the history ending with ``newest`` (the newest closed day); see the module docstring.
 
     :param newest: the last day to ingest, score and monitor (yesterday, for a demo).
+    :param training_days: the window each training reads (the days before its training day).
+    :param scored_days: days scored and monitored, ending with ``newest``.
+    :param retrain_every: days between trainings (train_model runs weekly).
     :raises airloop.loop.warmup.WarmupError: the data cannot hold that history (names the days).
     """
     import time
@@ -65,6 +73,9 @@ def seed_history(
     from airloop.monitoring import MonitorConfig, MonitoringStore, predictions_prefix
     from airloop.registry import ModelRegistry
 
+    for value, what in ((scored_days, "scored_days"), (retrain_every, "retrain_every")):
+        if value < 1:
+            raise ValueError(f"{what} must be at least 1 day, got {value}")
     use_case = load_use_case(settings.use_case)
     newest = use_case.day(newest)
     scored = newest.shift(1 - scored_days).range_to(newest)
@@ -100,53 +111,67 @@ def seed_history(
     F.materialize(newest.shift(-1), newest, settings=settings, lake=lake)
     step("features", started)
 
-    # 3. The first champion, registered when its training window closed.
-    started = time.monotonic()
-    registry = ModelRegistry(settings.registry_url, clock=ReplayClock(plan.training_days[-1].end))
-    champion = registry.champion(use_case.model.name)
-    if champion is None:
-        window = (plan.training_days[0], plan.training_days[-1])
-        log(f"[seed] training the first model on {window[0]} .. {window[1]} (a minute or two)")
-        champion, outcome = _train_first_champion(settings, lake, registry, use_case, window)
-        report.trained = True
-        log(f"[seed] {outcome}")
-    step("train", started)
-    if champion is None:
-        # The gate is not bypassed for a demo: Model versions shows the refused version and why;
-        # scoring waits for a champion (train_model, or a longer --training-days).
-        report.refusal = outcome
-        log("[seed] no champion, so nothing is scored or monitored; Airflow's train_model can promote one")
-        return report
-    report.champion = champion.version
-
-    # 4. Score and monitor the week.
-    started = time.monotonic()
+    # 3 and 4. The weekly training replayed, each day scored with its champion and monitored.
     from airloop.monitoring import monitor_drift, monitor_performance, outcome_day
     from airloop.scoring import score_day
 
     config = MonitorConfig.from_env(use_case)
     store = MonitoringStore(settings.registry_url)
-    monitored = {r["ds"] for r in store.rows(kind="drift", start=scored[0].date, end=newest.date)}
-    for day in scored:
-        if read_manifest(lake, predictions_prefix(day)) is None:
-            score_day(day, settings=settings, lake=lake, registry=registry, use_case=use_case,
-                      model_version=champion.version, run_id=f"seed/score/{day.key}")  # fmt: skip
-            report.scored += 1
-        if str(day.key) not in {str(d) for d in monitored}:
-            monitor_drift(day, settings=settings, lake=lake, store=store, config=config)
-            monitor_performance(outcome_day(day, config), settings=settings, lake=lake, store=store, config=config,
-                                measured_on=day)  # fmt: skip
-            report.monitored += 1
-        log(f"[seed] scored and monitored {day}")
-    step("score_monitor", started)
-    log(f"[seed] done: {report.ingested} days ingested, {report.features} feature days, champion v{report.champion}, "
-        f"{report.scored} days scored, {report.monitored} monitored ({report.seconds})")  # fmt: skip
+    monitored = {str(r["ds"]) for r in store.rows(kind="drift", start=scored[0].date, end=newest.date)}
+    name = use_case.model.name
+    clock = ReplayClock(scored[0].start)
+    registry = ModelRegistry(settings.registry_url, clock=clock)
+    trained = {(v.window_start, v.window_end) for v in registry.versions(name) if v.status != "pending"}
+    for offset in range(0, len(scored), retrain_every):
+        week = scored[offset : offset + retrain_every]
+        window = (week[0].shift(-training_days), week[0].shift(-1))
+        if (window[0].date, window[1].date) not in trained:
+            started = time.monotonic()
+            clock.set(window[1].end)  # train_model's run after the window's last day closed
+            log(f"[seed] training on {window[0]} .. {window[1]} (the model serving from {week[0]})")
+            outcome = _train_and_gate(settings, lake, registry, use_case, window)
+            report.trained = True
+            report.trainings.append(outcome)
+            log(f"[seed] {outcome}")
+            report.seconds["train"] = round(report.seconds.get("train", 0) + time.monotonic() - started, 1)
+        started = time.monotonic()
+        for day in week:
+            clock.set(day.cutoff)  # batch_predict's run for the day
+            champion = registry.champion_at(name, day.cutoff)
+            if champion is None:
+                log(f"[seed] {day}: no champion yet, not scored")
+                continue
+            done = []
+            if read_manifest(lake, predictions_prefix(day)) is None:
+                score_day(day, settings=settings, lake=lake, registry=registry, use_case=use_case,
+                          model_version=champion.version, run_id=f"seed/score/{day.key}")  # fmt: skip
+                report.scored += 1
+                done.append("scored")
+            if str(day.key) not in monitored:
+                monitor_drift(day, settings=settings, lake=lake, store=store, config=config)
+                monitor_performance(outcome_day(day, config), settings=settings, lake=lake, store=store, config=config,
+                                    measured_on=day)  # fmt: skip
+                report.monitored += 1
+                done.append("monitored")
+            if done:
+                log(f"[seed] {' and '.join(done)} {day} with v{champion.version}")
+        report.seconds["score_monitor"] = round(report.seconds.get("score_monitor", 0) + time.monotonic() - started, 1)
+    champion = registry.champion(name)
+    if champion is None:
+        # The gate is not bypassed for a demo: Model versions shows the refused versions and why;
+        # scoring waits for a champion (train_model, or a longer --training-days).
+        report.refusal = report.trainings[-1] if report.trainings else "no training in this run"
+        log("[seed] no champion, so nothing is scored or monitored; Airflow's train_model can promote one")
+        return report
+    report.champion = champion.version
+    log(f"[seed] done: {report.ingested} days ingested, {report.features} feature days, {len(report.trainings)} trainings, "
+        f"champion v{report.champion}, {report.scored} days scored, {report.monitored} monitored ({report.seconds})")  # fmt: skip
     return report
 
 
-def _train_first_champion(settings, lake, registry, use_case, window):
-    """Build the training set, train, gate against the baseline, register, promote or keep
-    (train_model's tasks). Returns ``(champion or None, what happened)``."""
+def _train_and_gate(settings, lake, registry, use_case, window) -> str:
+    """Build the training set, train, gate against the champion (or the baseline before the
+    first), register, promote or keep: train_model's tasks. Returns what happened."""
     from airloop.core.devices import choose_device
     from airloop.features import build_training_set
     from airloop.training import (
@@ -168,13 +193,14 @@ def _train_first_champion(settings, lake, registry, use_case, window):
     try:
         candidate = train_candidate(training_set, spec, device=choose_device("cpu", policy="fallback"))
     except TrainingDataError as exc:
-        return None, f"training data refused: {exc}"
+        return f"training data refused: {exc}"
     summary = publish_candidate(candidate, training_set, lake, spec)
     stored = load_candidate(lake, summary["candidate_prefix"])
     gate = evaluate_candidate(stored, training_set, spec, registry=registry, lake=lake)
-    mv = register_candidate(stored, spec, registry=registry, lake=lake, run_id="seed/train")
-    entry = apply_decision(gate, mv, registry=registry, actor="make demo (seed)", run_id="seed/train",
-                           reason="demo seed: first model")  # fmt: skip
+    run_id = f"seed/train/{window[1].key}"
+    mv = register_candidate(stored, spec, registry=registry, lake=lake, run_id=run_id)
+    entry = apply_decision(gate, mv, registry=registry, actor="make demo (seed)", run_id=run_id,
+                           reason="demo seed: the weekly training replayed")  # fmt: skip
     if entry.action != "promote":
-        return None, f"the gate kept no champion: v{mv.version} refused: {gate.get('reason')}"
-    return registry.champion(spec.name), f"v{mv.version} promoted: {gate.get('reason')}"
+        return f"v{mv.version} refused: {gate.get('reason')}"
+    return f"v{mv.version} promoted: {gate.get('reason')}"
