@@ -205,8 +205,10 @@ def test_training_set_skips_a_window_whose_features_are_not_computed_yet(setting
     leakage_lake(lake)
     F.apply_definitions(settings)
     op = TrainingSetOperator(task_id="build_training_set", window_start=str(D1), window_end=str(D2))
-    with pytest.raises(AirflowSkipException, match=rf"inputs not there yet for the window {D1} \.\. {D2}: feature partition"):
-        op.execute(context("run-1"))
+    ti = SimpleNamespace(xcom={}, xcom_push=lambda key, value: ti.xcom.update({key: value}))
+    with pytest.raises(AirflowSkipException, match=rf"inputs not there yet for the window {D1} \.\. {D2}: feature partition") as skipped:
+        op.execute({**context("run-1"), "ti": ti})
+    assert ti.xcom == {"skip_reason": str(skipped.value)}  # the task instance's XCom tab shows why
     assert lake.list_keys("training_sets/") == []
 
 

@@ -19,7 +19,27 @@ if TYPE_CHECKING:
 SKIP_REASON_KEY = "skip_reason"
 
 
-class PartitionedOperator(LineageMixin, BaseOperator):
+class SkipReasonMixin:
+    """For operators whose task may find its inputs not there yet: :meth:`skip` says why."""
+
+    def skip(self, context, reason: str) -> NoReturn:
+        """Skip this task, saying why where a person looks: the task log and XCom ``skip_reason``.
+
+        A run note would be the natural place, but Airflow 3.3's task SDK cannot write one: its
+        execution API lets a task trigger a new run with a note, not annotate its own run or task
+        instance (``PATCH /api/v2/.../dagRuns/{run_id}`` needs a user's token). The XCom shows on
+        the task instance's XCom tab and is readable by downstream tasks and the REST API.
+        """
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        self.log.warning("Skipping: %s", reason)
+        ti = context.get("ti")
+        if ti is not None:
+            ti.xcom_push(key=SKIP_REASON_KEY, value=reason)
+        raise AirflowSkipException(reason)
+
+
+class PartitionedOperator(SkipReasonMixin, LineageMixin, BaseOperator):
     """An operator that works on one daily partition ``ds``.
 
     ``ds`` (templated) wins when given; otherwise it is resolved from the run (``ds`` param,
@@ -96,22 +116,6 @@ class PartitionedOperator(LineageMixin, BaseOperator):
 
     def partition_date(self, context) -> date:
         return self.logical_day(context).date
-
-    def skip(self, context, reason: str) -> NoReturn:
-        """Skip this task, saying why where a person looks: the task log and XCom ``skip_reason``.
-
-        A run note would be the natural place, but Airflow 3.3's task SDK cannot write one: its
-        execution API lets a task trigger a new run with a note, not annotate its own run or task
-        instance (``PATCH /api/v2/.../dagRuns/{run_id}`` needs a user's token). The XCom shows on
-        the task instance's XCom tab and is readable by downstream tasks and the REST API.
-        """
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        self.log.warning("Skipping: %s", reason)
-        ti = context.get("ti")
-        if ti is not None:
-            ti.xcom_push(key=SKIP_REASON_KEY, value=reason)
-        raise AirflowSkipException(reason)
 
     def tag_outlets(self, context, extra: dict) -> None:
         """Attach ``extra`` (always with ``ds``) to the events of this task's outlet assets."""

@@ -12,10 +12,11 @@ from airflow.sdk import BaseOperator
 
 from airloop_plugins.hooks.lake import LakeHook
 from airloop_plugins.hooks.registry import ModelRegistryHook
+from airloop_plugins.operators.base import SkipReasonMixin
 from airloop_plugins.operators.lineage import LineageMixin
 
 
-class _ModelStageOperator(LineageMixin, BaseOperator):
+class _ModelStageOperator(SkipReasonMixin, LineageMixin, BaseOperator):
     """What the training-stage operators share: settings, the use case's model, lake, registry."""
 
     @cached_property
@@ -116,7 +117,7 @@ class TrainingSetOperator(_ModelStageOperator):
         return [d.date for d in ready]
 
     def execute(self, context):
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from airloop.features import build_training_set, MissingFeaturePartition, MissingRawPartition
         from airloop.training import SuggestedWindow, WindowError, publish_training_set, resolve_window
@@ -145,7 +146,7 @@ class TrainingSetOperator(_ModelStageOperator):
             )
         except WindowError as exc:
             if available == []:  # nothing ingested yet: not a fault, and a retry cannot help
-                raise AirflowSkipException(f"inputs not there yet: {exc}") from None
+                self.skip(context, f"inputs not there yet: {exc}")
             raise AirflowFailException(str(exc)) from None
         self.log.info("Training window %s .. %s (%s)", start, end, source)
         try:
@@ -153,7 +154,7 @@ class TrainingSetOperator(_ModelStageOperator):
                 start, end, settings=self.settings, feature_service=_blank(self.feature_service), lake=self.lake_hook.lake
             )
         except (MissingFeaturePartition, MissingRawPartition) as exc:  # upstream days not computed yet
-            raise AirflowSkipException(f"inputs not there yet for the window {start} .. {end}: {exc}") from None
+            self.skip(context, f"inputs not there yet for the window {start} .. {end}: {exc}")
         summary = publish_training_set(training_set, self.lake_hook.lake)
         self.log.info(
             "Training set %s: %d rows, %d features, feature service %s, stored at %s",
