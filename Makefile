@@ -9,7 +9,7 @@ export AIRFLOW_HOME := $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv setup demo test test-fast bench backfill pools lint clean services-up services-down season backtest
+.PHONY: help venv setup demo test test-fast bench backfill pools lint clean services-up services-down season backtest screenshots
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,6 +35,11 @@ demo: setup ## start Airflow standalone on SQLite (UI at http://localhost:8080)
 
 test: venv ## run the whole test suite (this is what CI runs)
 	@bash scripts/test.sh
+
+screenshots: venv ## refresh the README's pictures in docs/screenshots/ (the browser test on a real Airflow, a few minutes)
+	@bash scripts/ensure-chromium.sh
+	AIRLOOP_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -p no:cacheprovider -q tests/browser/test_screenshots.py
+	@if command -v optipng >/dev/null; then optipng -quiet -o2 docs/screenshots/*.png; else echo "(optipng not found: the PNGs stay as chromium wrote them)"; fi
 
 bench: venv ## run the benchmarks (prints figures and ratios)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
