@@ -45,6 +45,16 @@ if [ -n "${AIRLOOP_DEMO_PREPARE_ONLY:-}" ]; then
   exit 0
 fi
 
+# The replayed calendar: the source's year shifted (by whole weeks) so that yesterday has data,
+# with the seed's weeks and training window before it. Chosen once per checkout and kept in
+# data/replay.env, because the lake's partitions are named by it; AIRLOOP_REPLAY_OFFSET_DAYS in
+# the environment wins. Until 2026-12-29 this is the default calendar the README uses.
+replay_file="data/replay.env"
+if [ -z "${AIRLOOP_REPLAY_OFFSET_DAYS:-}" ]; then
+  [ -f "$replay_file" ] || airloop replay-offset --write "$replay_file" >/dev/null || echo "Keeping the default replay offset"
+  if [ -f "$replay_file" ]; then set -a; source "$replay_file"; set +a; fi
+fi
+
 # A living loop from the first screen: the history the DAGs read (the features' raw lookback,
 # feature days, a first champion, a scored and monitored week up to yesterday), made with the
 # same library calls as the DAGs, in one process, before Airflow starts. A second run finds it

@@ -260,6 +260,42 @@ def cmd_seed(args) -> int:
     return 0
 
 
+def cmd_replay_offset(args) -> int:
+    """The replay offset under which yesterday has data and the seed's history before it."""
+    import sys
+    from datetime import date, datetime, timedelta
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from airloop.core.usecase import load_use_case
+    from airloop.loop import WarmupError, replay_offset_for
+    from airloop.loop.season import data_range
+
+    settings = _settings()
+    use_case = load_use_case(settings.use_case)
+    # The boundary reads the wall clock once, unless a day is given.
+    today = date.fromisoformat(args.today) if args.today else datetime.now(ZoneInfo(use_case.timezone)).date()
+    yesterday = today - timedelta(days=1)
+    first, last = data_range(settings, use_case)
+    if last is None:
+        print("airloop replay-offset: the source is not loaded here (airloop load-source)", file=sys.stderr)
+        return 2
+    try:
+        offset = replay_offset_for(yesterday, offset=settings.replay_offset_days, data_first=first, data_last=last,
+                                   history_days=args.training_days + args.scored_days - 1)  # fmt: skip
+    except WarmupError as exc:
+        print(f"airloop replay-offset: {exc}", file=sys.stderr)
+        return 2
+    delta = timedelta(days=offset - settings.replay_offset_days)
+    print(f"yesterday {yesterday} replays the source's day {yesterday - timedelta(days=offset)}; "
+          f"the data then covers {first + delta} .. {last + delta}", file=sys.stderr)
+    line = f"AIRLOOP_REPLAY_OFFSET_DAYS={offset}"
+    if args.write:
+        Path(args.write).write_text(f"# written by `airloop replay-offset` on {today}: keep it while this lake is used\n{line}\n")
+    print(line)
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("monitor", help="run the drift and performance checks of days outside Airflow; "
                        "`monitor calibrate FROM TO` calibrates the drift policy")  # fmt: skip
@@ -293,6 +329,14 @@ def add_commands(sub) -> None:
     p.add_argument("--scored-days", type=int, default=28, help="days scored and monitored, ending with --newest")
     p.add_argument("--retrain-every", type=int, default=7, help="days between the replayed trainings (train_model is weekly)")
     p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("replay-offset", help="the replay offset under which yesterday has data and the seed's history "
+                       "(make demo runs it once per checkout)")  # fmt: skip
+    p.add_argument("--today", help="the day to plan for (default: today, in the use case's time zone)")
+    p.add_argument("--training-days", type=int, default=28, help="days each seed training reads")
+    p.add_argument("--scored-days", type=int, default=28, help="days the seed scores")
+    p.add_argument("--write", metavar="FILE", help="also write AIRLOOP_REPLAY_OFFSET_DAYS=N to FILE")
+    p.set_defaults(func=cmd_replay_offset)
 
     p = sub.add_parser("season-summary", help="what the loop did over a range of days")
     p.add_argument("start")

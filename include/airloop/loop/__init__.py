@@ -21,7 +21,7 @@ from airloop.loop.season import (
     season_plan,
     summarize,
 )
-from airloop.loop.warmup import plan_warmup, raw_lookback_days, WarmupError, WarmupPlan
+from airloop.loop.warmup import plan_warmup, raw_lookback_days, replay_offset_for, WarmupError, WarmupPlan
 
 __all__ = [
     "AirflowClient",
@@ -32,6 +32,7 @@ __all__ = [
     "data_range",
     "format_summary",
     "plan_warmup",
+    "replay_offset_for",
     "raw_lookback_days",
     "run_season",
     "season_plan",

@@ -151,3 +151,33 @@ def plan_warmup(
         raw_lookback_days=lookback,
         data_first=data_first,
     )
+
+
+def replay_offset_for(yesterday: date, *, offset: int, data_first: date, data_last: date, history_days: int) -> int:
+    """The replay offset under which ``yesterday`` has data and ``history_days`` of it before.
+
+    The data covers ``[data_first, data_last]`` under ``offset`` (replayed days). Moving the offset
+    by ``delta`` days moves that range by ``delta``; ``yesterday`` fits when
+    ``data_first + delta + history_days <= yesterday <= data_last + delta``. In order:
+
+    1. ``offset`` itself when it fits (an installation keeps the calendar its docs use);
+    2. ``offset`` plus a whole number of 52-week years when one fits (the same season, next year);
+    3. otherwise the largest fitting shift (the most days left before the data runs out).
+
+    Every answer differs from ``offset`` by a multiple of 7, so weekdays stay aligned.
+
+    :raises WarmupError: the data is shorter than ``history_days`` + 1 days.
+    """
+    low = (yesterday - data_last).days
+    high = (yesterday - data_first).days - history_days
+    if high < low or high - high % 7 < low:
+        raise WarmupError(
+            f"the data ({data_first} .. {data_last} under offset {offset}) holds "
+            f"{(data_last - data_first).days + 1} days; {history_days + 1} are needed up to {yesterday}"
+        )
+    if low <= 0 <= high:
+        return offset
+    years = [k * 364 for k in range(-(-low // 364), high // 364 + 1)]
+    if years:
+        return offset + min(years, key=abs)
+    return offset + high - high % 7
