@@ -391,3 +391,33 @@ def test_backfills_page_shows_progress_per_stage_from_airflows_tables(client, ai
     assert 0.25 < row["rate_per_min"] < 0.35 and 5 < row["minutes_left"] < 9  # 3 days in ~10 min, 2 left
     html = client.get("/backfills", cookies={"_token": airflow_auth}).text
     assert "ingest_flights" in html and "3/5 (60%)" in html and "2026-03-03" in html and "about" in html
+
+
+def test_monitoring_page_plots_the_calibrated_drift_signal_and_the_window_auc():
+    """The chart and the table show what the retraining policy counts: the drift signal (PSI
+    beyond calibrated thresholds) and the rolling window's AUC; Evidently's share stays as a note,
+    and a row written before the signal existed still shows Evidently's share."""
+    from airloop_plugins.ui import pages
+
+    def drift(ds, **values):
+        return {"ds": ds, "status": "ok", "drift_share": 0.8, "drifted_column_names": ["temp", "carrier_flights_1d"], **values}
+
+    days = [
+        {"ds": "2026-05-01", "drift": drift("2026-05-01", policy_drift_share=0.5), "performance": None},
+        {"ds": "2026-05-02", "drift": drift("2026-05-02", drift_signal=0.1, drift_signal_columns=["distance"]),
+         "performance": {"ds": "2026-05-02", "status": "ok", "auc": 0.71, "window_auc": 0.69, "rows_current": 800}},
+        {"ds": "2026-05-03", "drift": drift("2026-05-03", drift_signal=0.0, drift_signal_columns=[]),
+         "performance": {"ds": "2026-05-03", "status": "ok", "auc": 0.66, "window_auc": 0.68, "rows_current": 790}},
+    ]
+    html = pages.monitoring_page(days, [], start="2026-05-01", end="2026-05-03", threshold=0.3)
+    svg = html[html.index("<svg") : html.index("</svg>")]
+    assert "2026-05-02: drift signal 0.100" in svg and "2026-05-01: drift signal 0.500" in svg
+    assert "2026-05-03: window AUC 0.680" in svg and svg.count("class='point-window'") == 2
+    assert "class='series-window'" in svg and "stroke-dasharray='5 4'" in svg  # the threshold line
+    row = html[html.index("id='ds-2026-05-02'") :].split("</tr>")[0]
+    assert "0.10 <span class='muted'>(Evidently, all columns: 0.80)</span>" in row
+    assert "distance" in row and "temp" not in row  # the signal's columns, not Evidently's
+    row = html[html.index("id='ds-2026-05-03'") :].split("</tr>")[0]
+    assert "<span class='muted'>none</span>" in row
+    row = html[html.index("id='ds-2026-05-01'") :].split("</tr>")[0]
+    assert "0.50 <span class='muted'>(Evidently, all columns: 0.80)</span>" in row and "temp" in row

@@ -151,30 +151,35 @@ def monitoring_page(days: list[dict], events: list[dict], *, start: str, end: st
             f"<td>{_report_link(base, ds, 'drift', day.get('drift_report'))} "
             f"{_report_link(base, ds, 'performance', day.get('performance_report'))}</td></tr>"
         )
-    legend = ("<p class='muted'>Drift share: share of monitored columns whose distribution moved away from the "
-              "champion's training sample, over the columns the retraining policy counts (day-to-day context such as "
-              "the weather is reported but left out; 'all' counts every column); the dashed line is the policy "
-              f"threshold ({threshold:.2f}). "
-              "AUC: ROC AUC of the day's predictions on its realized outcomes (known a day later).</p>")  # fmt: skip
+    legend = ("<p class='muted'>Drift signal: share of the policy's columns whose PSI against the champion's "
+              "reference sample is beyond its threshold, each threshold calibrated on the reference's own day-to-day "
+              "variation (<code>airloop monitor calibrate</code>); day-to-day context such as the weather is reported "
+              "but not counted. Days monitored before the signal existed show Evidently's drift share. The dashed line "
+              f"is the policy threshold ({threshold:.2f}). "
+              "AUC: ROC AUC of the day's predictions on its realized outcomes (known a day later); window AUC: "
+              "the rolling window of labelled days whose bounded drop the policy counts.</p>")  # fmt: skip
     table = (
-        "<table class='monitoring'><tr><th>date</th><th>drift share</th><th>drifted columns / notes</th><th>AUC</th>"
+        "<table class='monitoring'><tr><th>date</th><th>drift signal</th><th>drifted columns / notes</th><th>AUC</th>"
         "<th>AUC drop</th><th>outcomes</th><th>reports</th></tr>" + "".join(rows) + "</table>"
     )
     return page("Monitoring", form + chart + legend + table, base=base)
 
 
 def policy_share(drift: dict) -> float | None:
-    """The drift share the retraining policy uses (context columns left out), else the overall one."""
-    value = drift.get("policy_drift_share")
-    return value if value is not None else drift.get("drift_share")
+    """The drift number the retraining policy counts: the calibrated drift signal; for rows
+    written before it, Evidently's share without the context columns, else its overall share."""
+    for key in ("drift_signal", "policy_drift_share", "drift_share"):
+        if drift.get(key) is not None:
+            return drift[key]
+    return None
 
 
 def _share_cell(drift: dict | None) -> str:
     if not drift or policy_share(drift) is None:
         return fmt(None)
     overall = drift.get("drift_share")
-    if drift.get("policy_drift_share") is not None and overall is not None and overall != drift["policy_drift_share"]:
-        return f"{policy_share(drift):.2f} <span class='muted'>(all {overall:.2f})</span>"
+    if overall is not None and overall != policy_share(drift):
+        return f"{policy_share(drift):.2f} <span class='muted'>(Evidently, all columns: {overall:.2f})</span>"
     return f"{policy_share(drift):.2f}"
 
 
@@ -183,7 +188,9 @@ def _drifted(drift: dict | None) -> str:
         return "<span class='muted'>not monitored</span>"
     if drift.get("status") != "ok":
         return f"<span class='warn'>skipped: {escape(drift.get('message') or '')}</span>"
-    names = drift.get("drifted_column_names") or []
+    # The signal's columns (beyond their calibrated PSI thresholds) where the row has the signal.
+    signal = drift.get("drift_signal") is not None
+    names = (drift.get("drift_signal_columns") if signal else drift.get("drifted_column_names")) or []
     # The check's own notes: columns entirely null (not tested), a long day tested on a sample.
     message = drift.get("message") or ""
     if not message and drift.get("null_columns"):
@@ -212,7 +219,8 @@ def _report_link(base: str, ds: str, kind: str, state: str | None) -> str:
 
 def trend_chart(days: list[dict], fired: Iterable[str] = (), *, threshold: float = 0.5, width: int = 1000,
                 height: int = 260) -> str:  # fmt: skip
-    """Inline SVG: drift share and AUC per day on a 0..1 axis, the threshold, drift events."""
+    """Inline SVG: the drift signal, the day's and the window's AUC per day on a 0..1 axis, the
+    threshold, drift events."""
     left, right, top, bottom = 44, 16, 14, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     dates = [date.fromisoformat(d["ds"]) for d in days]
@@ -225,7 +233,7 @@ def trend_chart(days: list[dict], fired: Iterable[str] = (), *, threshold: float
     def y(value: float) -> float:
         return top + plot_h * (1 - max(0.0, min(1.0, value)))
 
-    out = [f"<svg class='trend' role='img' aria-label='drift share and AUC over time' width='100%' "
+    out = [f"<svg class='trend' role='img' aria-label='drift signal and AUC over time' width='100%' "
            f"viewBox='0 0 {width} {height}' xmlns='http://www.w3.org/2000/svg'>"]  # fmt: skip
     for tick in (0, 0.25, 0.5, 0.75, 1):
         out.append(f"<line x1='{left}' x2='{width - right}' y1='{y(tick):.1f}' y2='{y(tick):.1f}' stroke='#eceff4'/>"
@@ -240,23 +248,26 @@ def trend_chart(days: list[dict], fired: Iterable[str] = (), *, threshold: float
     for ds in ticks:
         anchor = "start" if ds == ticks[0] and len(ticks) > 1 else "end" if ds == ticks[-1] and len(ticks) > 1 else "middle"
         out.append(f"<text x='{x(ds):.1f}' y='{height - bottom + 16}' text-anchor='{anchor}'>{ds}</text>")
-    for key, kind, color, label in (("policy", "drift", "#7c4dff", "drift share"),
-                                    ("auc", "performance", "#0f9d58", "AUC")):  # fmt: skip
-        value = policy_share if key == "policy" else (lambda row: row.get("auc"))
+    series = (("drift", "drift", policy_share, "#7c4dff", "drift signal", ""),
+              ("performance", "performance", lambda row: row.get("auc"), "#0f9d58", "AUC", ""),
+              ("window", "performance", lambda row: row.get("window_auc"), "#0f9d58", "window AUC", " stroke-dasharray='6 3'"))
+    for name, kind, value, color, label, dash in series:
         points = [(d["ds"], value(d[kind])) for d in days if d.get(kind) and value(d[kind]) is not None]
         if len(points) > 1:
             path = " ".join(f"{'M' if i == 0 else 'L'}{x(ds):.1f},{y(v):.1f}" for i, (ds, v) in enumerate(points))
-            out.append(f"<path class='series-{kind}' d='{path}' fill='none' stroke='{color}' stroke-width='2'/>")
+            out.append(f"<path class='series-{name}' d='{path}' fill='none' stroke='{color}' stroke-width='2'{dash}/>")
         for ds, v in points:
-            out.append(f"<circle class='point-{kind}' cx='{x(ds):.1f}' cy='{y(v):.1f}' r='3' fill='{color}'>"
+            out.append(f"<circle class='point-{name}' cx='{x(ds):.1f}' cy='{y(v):.1f}' r='{2 if dash else 3}' fill='{color}'>"
                        f"<title>{ds}: {label} {v:.3f}</title></circle>")  # fmt: skip
     legend_y = height - 8
     out.append(f"<rect x='{left}' y='{legend_y - 9}' width='12' height='4' fill='#7c4dff'/>"
-               f"<text x='{left + 16}' y='{legend_y - 5}'>drift share</text>"
+               f"<text x='{left + 16}' y='{legend_y - 5}'>drift signal</text>"
                f"<rect x='{left + 110}' y='{legend_y - 9}' width='12' height='4' fill='#0f9d58'/>"
                f"<text x='{left + 126}' y='{legend_y - 5}'>AUC (realized)</text>"
-               f"<rect x='{left + 250}' y='{legend_y - 11}' width='3' height='10' fill='#d93025'/>"
-               f"<text x='{left + 258}' y='{legend_y - 5}'>drift event (retraining)</text>")  # fmt: skip
+               f"<line x1='{left + 240}' x2='{left + 252}' y1='{legend_y - 7}' y2='{legend_y - 7}' stroke='#0f9d58' "
+               f"stroke-width='2' stroke-dasharray='4 2'/><text x='{left + 256}' y='{legend_y - 5}'>window AUC</text>"
+               f"<rect x='{left + 350}' y='{legend_y - 11}' width='3' height='10' fill='#d93025'/>"
+               f"<text x='{left + 358}' y='{legend_y - 5}'>drift event (retraining)</text>")  # fmt: skip
     out.append("</svg>")
     return "".join(out)
 
