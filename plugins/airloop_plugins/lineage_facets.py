@@ -35,6 +35,8 @@ class AirloopPartitionDatasetFacet(DatasetFacet):
     fingerprint: str | None = None
     ds: str | None = None
     codeVersion: str | None = None  # noqa: N815 - OpenLineage's camelCase
+    # This output's own inputs ({"namespace", "name"}), when the task has several outputs.
+    madeFrom: list[dict[str, str]] = attr.field(factory=list)  # noqa: N815
 
     @staticmethod
     def _get_schema() -> str:
@@ -80,7 +82,7 @@ def output_dataset(info) -> OutputDataset:
     facets: dict[str, Any] = {
         "airloop_partition": AirloopPartitionDatasetFacet(
             kind=info.kind, partition=info.node, rows=info.rows, fingerprint=info.fingerprint, ds=info.ds,
-            codeVersion=info.code_version,
+            codeVersion=info.code_version, madeFrom=[{"namespace": ns, "name": name} for ns, name in info.made_from],
         ),  # fmt: skip
     }
     if info.schema:

@@ -198,6 +198,28 @@ def test_the_operators_openlineage_datasets_carry_the_facets(lake):
     assert [f["name"] for f in predictions["facets"]["schema"]["fields"]] == ["carrier", "flight", "dep_delay"]
     assert len(predictions["facets"]["version"]["datasetVersion"]) == 64
     assert lineage.run_facets["airloop"].codeVersion
+    # Which inputs made which output (the event lists the task's inputs once, for all outputs).
+    assert model["facets"]["airloop_partition"]["madeFrom"] == [{"namespace": "file", "name": f"{lake.root}/{TRAINING_SET}"}]
+    assert len(predictions["facets"]["airloop_partition"]["madeFrom"]) == 3
+
+
+def test_an_event_with_several_outputs_keeps_each_outputs_own_inputs(lake):
+    from airloop.lineage import EventLineage, dataset_id
+
+    def ds(node, made_from=None):
+        namespace, name = dataset_id(lake.url, node, source_url="sqlite:///s.db")
+        out = {"namespace": namespace, "name": name}
+        if made_from is not None:
+            out["facets"] = {"airloop_partition": {"madeFrom": [ds(n) for n in made_from]}}
+        return out
+
+    raw = ["raw/flights/ds=2026-06-01", "raw/weather/ds=2026-06-01"]
+    publish = {"eventType": "COMPLETE", "job": {"name": "ingest_flights.publish_day"},
+               "inputs": [ds("source:flights"), ds("source:weather")],
+               "outputs": [ds(raw[0], ["source:flights"]), ds(raw[1], ["source:weather"])]}  # fmt: skip
+    foreign = {**publish, "outputs": [ds(raw[0]), ds(raw[1])]}  # a producer without Airloop's facet
+    assert EventLineage([publish], lake.url).inputs_of(raw[1]) == ["source:weather"]
+    assert EventLineage([foreign], lake.url).inputs_of(raw[1]) == ["source:flights", "source:weather"]
 
 
 def test_event_lineage_answers_like_the_manifests(lake, tmp_path):

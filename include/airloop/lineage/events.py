@@ -67,12 +67,15 @@ class EventLineage:
         for event in events:
             if event.get("eventType") != "COMPLETE":
                 continue
-            outs = [self.node(d) for d in event.get("outputs") or []]
             ins = [self.node(d) for d in event.get("inputs") or []]
             job = (event.get("job") or {}).get("name", "")
-            for out in outs:
+            for dataset in event.get("outputs") or []:
+                out = self.node(dataset)
                 self.jobs.setdefault(out, set()).add(job)
-                for source in ins:
+                # Airloop's facet says which of the task's inputs made this output; other
+                # producers' events only say the task read all of them.
+                made_from = ((dataset.get("facets") or {}).get("airloop_partition") or {}).get("madeFrom")
+                for source in [self.node(d) for d in made_from] if made_from else ins:
                     self._inputs.setdefault(out, set()).add(source)
                     self._outputs.setdefault(source, set()).add(out)
 

@@ -39,10 +39,14 @@ class DatasetInfo:
     code_version: str | None = None
     ds: str | None = None
     model: dict[str, Any] | None = None
+    # An output's own inputs (namespace, name): an event with several outputs (a day's tables, a
+    # day's views) lists every input of the task; this says which made which.
+    made_from: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if v not in (None, [], {})}
         out["schema"] = [list(f) for f in self.schema]
+        out["made_from"] = [list(f) for f in self.made_from]
         return out
 
 
@@ -129,7 +133,9 @@ def stage_lineage(lake: "Lake", outputs: list[str], *, source_url: str = "", cod
         manifest = read_manifest(lake, node)
         if manifest is None:
             continue
-        described.append(describe_output(lake, node, manifest, source_url=source_url))
+        output = describe_output(lake, node, manifest, source_url=source_url)
         for source in partition_inputs(lake, node, manifest):
-            inputs.setdefault(source, describe_input(lake, source, source_url=source_url))
+            made = inputs.setdefault(source, describe_input(lake, source, source_url=source_url))
+            output.made_from.append((made.namespace, made.name))
+        described.append(output)
     return StageLineage(inputs=list(inputs.values()), outputs=described, code_version=code_version)
