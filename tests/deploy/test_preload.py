@@ -51,6 +51,9 @@ def test_mode_and_module_settings():
         mode_from_env({"AIRLOOP_PRELOAD": "yes"})
     assert modules_from_env({}) == DEFAULT_MODULES
     assert modules_from_env({"AIRLOOP_PRELOAD_MODULES": "json, csv,,"}) == ("json", "csv")
+    # OpenLineage's client and the provider's listener only when a transport makes the provider emit.
+    with_lineage = modules_from_env({"AIRFLOW__OPENLINEAGE__TRANSPORT": '{"type": "file", "log_file_path": "/x"}'})
+    assert with_lineage[: len(DEFAULT_MODULES)] == DEFAULT_MODULES and "openlineage.client" in with_lineage
 
 
 def test_a_module_that_fails_is_reported_not_raised():
