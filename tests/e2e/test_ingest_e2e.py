@@ -160,6 +160,11 @@ def test_a_day_outside_the_replayed_year_is_skipped_not_failed(airflow_stack):
     assert set(states.values()) == {"skipped"}, states
     log = stack.task_log(DAG_ID, run.run_id, "extract_flights")
     assert "outside the replayed source, which covers 2025-12-30" in log
+    # The reason is also the skipped task's XCom (its XCom tab in the UI; Airflow 3.3 has no run
+    # note a task can write).
+    entry = stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run.run_id}/taskInstances/extract_flights/xcomEntries/skip_reason",
+                      params={"deserialize": True})  # fmt: skip
+    assert "flights for 2025-12-29 is outside the replayed source, which covers 2025-12-30" in str(entry["value"])
     assert stack.asset_events(source_dag_id=DAG_ID, source_run_id=run.run_id) == []
     assert not lake_of(stack).list_keys("raw/flights/ds=2025-12-29/")
 
