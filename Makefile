@@ -53,8 +53,8 @@ season: setup ## the whole loop through the scheduler, then a summary: make seas
 	$(BIN)/airloop season $(FROM) $(TO) --warmup-days $(or $(WARMUP),28) $(if $(DRY_RUN),--dry-run)
 
 BT_FROM := $(or $(FROM),2026-03-30)
-BT_TO := $(or $(TO),2026-12-29)
-backtest: setup ## replay history per retraining policy: make backtest [FROM=2026-03-30 TO=2026-12-29] [POLICIES="frozen scheduled"] [WORKSPACE=dir]
+BT_TO := $(or $(TO),2026-12-28)
+backtest: setup ## replay history per retraining policy: make backtest [FROM=2026-03-30 TO=2026-12-28] [POLICIES="frozen scheduled"] [WORKSPACE=dir]
 	$(BIN)/airloop backtest $(BT_FROM) $(BT_TO) $(foreach p,$(or $(POLICIES),frozen scheduled drift scheduled+drift),--policy $(p)) \
 		--workspace $(or $(WORKSPACE),data/backtest/$(BT_FROM)_$(BT_TO))
 

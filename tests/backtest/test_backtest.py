@@ -160,3 +160,17 @@ def test_a_workspace_refuses_another_range_and_the_live_data_folder(uninterrupte
         Workspace.open(settings_module.data_dir, settings_module)
     with pytest.raises(ValueError, match="before it starts"):
         run_backtest(END, START, policies=POLICIES, workspace=whole.workspace, settings=settings_module)
+
+
+def test_a_range_past_the_source_is_refused_before_any_work(settings_module, tmp_path):
+    """The flights' last replayed day has no weather: a backtest to it is refused at once, naming
+    the table and the last day it may end on (it used to fail after the whole shared preparation)."""
+    from airloop.core.usecase import load_use_case
+
+    use_case = load_use_case(settings_module.use_case)
+    workspace = Workspace.open(tmp_path / "past-the-end", settings_module)
+    with pytest.raises(ValueError, match=r"runs to 2026-12-29, but the source's weather ends at 2026-12-28T23:00:00\+00:00 "
+                                         r"\(replayed\): end it on or before 2026-12-28"):  # fmt: skip
+        run_backtest(use_case.day("2026-12-20"), use_case.day("2026-12-29"), policies=POLICIES, workspace=workspace,
+                     settings=settings_module, log=lambda line: None)  # fmt: skip
+    assert not any(workspace.shared_lake().list_keys("raw/"))

@@ -138,6 +138,7 @@ def run_backtest(
     initial_start = max(initial_start or history, history)
     if initial_start >= start:
         raise ValueError(f"the initial training window must end before {start}: it starts on {initial_start}")
+    _check_source_covers(settings, use_case, end)
     timer = StageTimer()
     days = start.range_to(end)
     config = MonitorConfig.from_env(use_case)
@@ -255,3 +256,25 @@ def _jsonable(value):
     import json
 
     return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _check_source_covers(settings: "Settings", use_case, end: "LogicalDay") -> None:
+    """Refuse, before any work, a range that runs past a source table's data (the flights' last
+    replayed day has no weather: the source's weather ends a day earlier).
+
+    :raises ValueError: names the table, its last instant and the last day the range may end on.
+    """
+    from airloop.ingest import SourceDatabase, SourceUnavailable
+
+    try:
+        source = SourceDatabase(settings.source_url, replay_offset_days=settings.replay_offset_days)
+        coverages = {name: source.coverage(use_case.table(name)) for name in use_case.tables}
+    except SourceUnavailable:  # not loaded here: the shared preparation says so with its own error
+        return
+    for name, coverage in sorted(coverages.items()):
+        if coverage is not None and coverage[1] < end.start:
+            last = use_case.day(coverage[1].astimezone(end.start.tzinfo).date())
+            raise ValueError(
+                f"the backtest runs to {end}, but the source's {name} ends at {coverage[1].isoformat()} "
+                f"(replayed): end it on or before {last}"
+            )
