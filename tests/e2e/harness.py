@@ -40,6 +40,32 @@ SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL = {"success", "failed"}
 
 
+#: A script (``python -c``) that ingests the raw days ``first - lookback .. last`` and computes the
+#: features of ``first - 3 .. last`` outside Airflow, with the stages' own calls: the history an
+#: e2e test's DAG runs read. Format it with ``first`` and ``last`` (``YYYY-MM-DD``).
+PREPARE_HISTORY = """
+from datetime import date, timedelta
+from airloop.core.config import get_settings
+from airloop.core.dates import ds_range
+from airloop.features import apply_definitions, compute_features, load_feature_use_case
+from airloop.ingest import ingest_day
+from airloop.core.storage import open_lake, read_manifest
+from airloop.usecases.flights import STAT_LOOKBACK_DAYS
+
+settings = get_settings()
+lake = open_lake(settings)
+first, last = date.fromisoformat({first!r}), date.fromisoformat({last!r})
+for day in ds_range(first - timedelta(days=STAT_LOOKBACK_DAYS + 4), last):
+    for table in ("flights", "weather"):
+        if read_manifest(lake, f"raw/{{table}}/ds={{day}}") is None:
+            ingest_day(table, day, settings)
+apply_definitions(settings)
+for day in ds_range(first - timedelta(days=3), last):
+    compute_features(load_feature_use_case(settings).day(day), settings=settings, lake=lake)
+print("prepared", first, last)
+"""
+
+
 class StackError(RuntimeError):
     """The Airflow stack did not start or did not do what a test waited for (with log tails)."""
 

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness import PREPARE_HISTORY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -33,27 +34,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e-train"
 START_TIMEOUT_S = float(os.environ.get("AIRLOOP_E2E_START_TIMEOUT_S", "420"))
 MODEL_NAME = "flight_delay_xgb"
 
-PREPARE = """
-from datetime import date, timedelta
-from airloop.core.config import get_settings
-from airloop.core.dates import ds_range
-from airloop.features import apply_definitions, compute_features, load_feature_use_case
-from airloop.ingest import ingest_day
-from airloop.core.storage import open_lake, read_manifest
-from airloop.usecases.flights import STAT_LOOKBACK_DAYS
-
-settings = get_settings()
-lake = open_lake(settings)
-first, last = date.fromisoformat({first!r}), date.fromisoformat({last!r})
-for day in ds_range(first - timedelta(days=STAT_LOOKBACK_DAYS + 4), last):
-    for table in ("flights", "weather"):
-        if read_manifest(lake, f"raw/{{table}}/ds={{day}}") is None:
-            ingest_day(table, day, settings)
-apply_definitions(settings)
-for day in ds_range(first - timedelta(days=3), last):
-    compute_features(load_feature_use_case(settings).day(day), settings=settings, lake=lake)
-print("prepared", first, last)
-"""
+PREPARE = PREPARE_HISTORY  # raw days with the features' lookback, then features, outside Airflow
 
 
 @pytest.fixture(scope="module")
