@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pendulum
+from croniter import croniter
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain
 
+from airloop.core.config import env_str
 from airloop.deploy.dagconfig import DS_PATTERN, TIMEZONE, default_args
 from airloop.deploy.routing import resource_kwargs
 from airloop.training.approval import ApprovalSettings
@@ -20,8 +22,9 @@ from airloop_plugins.operators.training import (
 DOC = """
 ### Train model
 
-Runs every Monday at 03:00 New York time, **or** when the monitoring DAG updates the **drift**
-asset, **or** by hand with the params below. Five tasks:
+Runs every Monday at 03:00 New York time (`AIRLOOP_TRAIN_SCHEDULE`: another cron, or `none` for
+drift events and manual runs only), **or** when the monitoring DAG updates the **drift** asset,
+**or** by hand with the params below. Five tasks:
 
 1. **build_training_set** (`cpu` pool): the labelled flights of the window with features as of
    each day's prediction time, stored under `training_sets/<fingerprint>/`. The window comes from
@@ -51,12 +54,20 @@ Params: window, `num_boost_round` / `max_depth` / `learning_rate` overrides, `de
 CLI: `airloop models`, `airloop model-history`, `airloop rollback`.
 """
 
+# AIRLOOP_TRAIN_SCHEDULE: the time-based cadence (a cron in New York time, default weekly), or
+# `none`: only drift events and manual runs train (the backtest's `drift` policy).
+TRAIN_SCHEDULE = env_str("AIRLOOP_TRAIN_SCHEDULE", "0 3 * * 1").strip()
+if TRAIN_SCHEDULE.lower() != "none" and not croniter.is_valid(TRAIN_SCHEDULE):
+    raise ValueError(f"AIRLOOP_TRAIN_SCHEDULE must be a cron expression (e.g. '0 3 * * 1') or 'none', got {TRAIN_SCHEDULE!r}")
+SCHEDULE = (DRIFT if TRAIN_SCHEDULE.lower() == "none"
+            else AssetOrTimeSchedule(timetable=CronTriggerTimetable(TRAIN_SCHEDULE, timezone=TIMEZONE), assets=DRIFT))  # fmt: skip
+
 # AIRLOOP_PROMOTION_APPROVAL: auto (the gate decides) or approve (a person confirms each promotion).
 APPROVAL = ApprovalSettings.from_env()
 
 with DAG(
     dag_id="train_model",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone=TIMEZONE), assets=DRIFT),
+    schedule=SCHEDULE,
     start_date=pendulum.datetime(2025, 12, 30, tz=TIMEZONE),
     catchup=False,
     # One training at a time: a second run would race the first to the champion alias.

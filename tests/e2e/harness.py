@@ -166,6 +166,10 @@ class AirflowStack:
                 "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(file_transport(self.home)),
                 # Retries stay on (the DAGs' contract) but do not make a failing test wait minutes.
                 "AIRLOOP_RETRY_DELAY_S": "2",
+                # A stack replays past days: the weekly train_model run of the wall clock's latest
+                # Monday (created on unpause) would train on whatever is ingested and race the
+                # runs a test triggers. Trainings come from the tests and from drift events.
+                "AIRLOOP_TRAIN_SCHEDULE": "none",
                 # Manifests record the code version; pin it so a rerun during the session is
                 # comparable byte for byte even when someone commits meanwhile.
                 "AIRLOOP_CODE_VERSION": _git_head(),

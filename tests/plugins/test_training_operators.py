@@ -88,6 +88,27 @@ def test_train_model_is_scheduled_weekly_or_on_drift(dagbag):
     assert dagbag.dags["rollback_model"].schedule is None
 
 
+@pytest.mark.parametrize("value, weekly", [("none", False), ("0 4 * * *", True)])
+def test_train_model_schedule_is_a_setting(monkeypatch, value, weekly):
+    """``AIRLOOP_TRAIN_SCHEDULE=none`` trains on drift events and manual runs only; a cron replaces
+    the weekly cadence; a bad cron is an import error that names it."""
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = Path(__file__).resolve().parents[2] / "dags"
+    monkeypatch.setenv("AIRLOOP_TRAIN_SCHEDULE", value)
+    dag = DagBag(dag_folder=str(folder / "train_model.py")).dags["train_model"]
+    name = type(dag.timetable).__name__
+    if weekly:
+        assert name == "AssetOrTimeSchedule" and "expression='0 4 * * *'" in repr(dag.timetable.timetable)
+    else:
+        assert name == "AssetTriggeredTimetable", name
+    monkeypatch.setenv("AIRLOOP_TRAIN_SCHEDULE", "every monday")
+    bag = DagBag(dag_folder=str(folder / "train_model.py"))
+    assert "train_model" not in bag.dags and "AIRLOOP_TRAIN_SCHEDULE must be a cron expression (e.g. '0 3 * * 1') or 'none', got 'every monday'" in "".join(bag.import_errors.values())
+
+
 @pytest.fixture
 def stack(settings, lake):
     training_set = synthetic_training_set(days=40, rows_per_day=400)
