@@ -82,26 +82,45 @@ def run_demo_with_fakes(home: Path, **env: str) -> tuple[subprocess.CompletedPro
     (home / "scripts").mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "scripts" / "demo.sh", home / "scripts" / "demo.sh")
     fakes, calls = home / "fakes", home / "calls.txt"
-    fakes.mkdir()
-    for name, code in (("airloop", "${FAKE_SEED_RC:-0}"), ("airflow", "0")):
-        (fakes / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\nexit {code}\n')
-        (fakes / name).chmod(0o755)
+    fakes.mkdir(exist_ok=True)
+    calls.unlink(missing_ok=True)
+    (fakes / "airloop").write_text(
+        f'#!/bin/sh\necho "airloop $*" >> {calls}\n'
+        'if [ "$1" = replay-offset ]; then echo AIRLOOP_REPLAY_OFFSET_DAYS=5110 > "$3"; exit 0; fi\n'
+        'exit ${FAKE_SEED_RC:-0}\n'
+    )
+    (fakes / "airflow").write_text(f'#!/bin/sh\necho "airflow $* offset=$AIRLOOP_REPLAY_OFFSET_DAYS" >> {calls}\n')
+    for fake in fakes.iterdir():
+        fake.chmod(0o755)
     variables = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRLOOP_"))}
     variables.update(PATH=f"{fakes}:{Path(sys.executable).parent}:{os.environ['PATH']}", **env)
     out = subprocess.run(["bash", "scripts/demo.sh"], cwd=home, env=variables, capture_output=True, text=True, timeout=120)
     return out, calls.read_text().splitlines() if calls.exists() else []
 
 
+OFFSET = "airloop replay-offset --write data/replay.env"
+
+
 def test_the_demo_seeds_the_history_before_airflow_starts(tmp_path):
     out, calls = run_demo_with_fakes(tmp_path)
     assert out.returncode == 0, out.stderr
-    assert calls == ["airloop seed", "airflow standalone"]  # seeded first, then the UI
+    # The replayed calendar first (kept in data/replay.env, exported to everything after), then
+    # the seed, then the UI.
+    assert calls == [OFFSET, "airloop seed", "airflow standalone offset=5110"]
     assert "Seeding the history the DAGs need" in out.stdout and "Seeded in" in out.stdout
+    out, calls = run_demo_with_fakes(tmp_path, AIRLOOP_DEMO_SEED="0")  # the same checkout again
+    assert calls == ["airflow standalone offset=5110"]  # the offset was chosen once, then read back
+
+
+def test_an_offset_in_the_environment_wins(tmp_path):
+    out, calls = run_demo_with_fakes(tmp_path, AIRLOOP_REPLAY_OFFSET_DAYS="4746")
+    assert out.returncode == 0 and calls == ["airloop seed", "airflow standalone offset=4746"]
+    assert not (tmp_path / "data" / "replay.env").exists()
 
 
 def test_a_seed_that_stops_does_not_stop_the_demo_and_it_can_be_skipped(tmp_path):
     out, calls = run_demo_with_fakes(tmp_path / "a", FAKE_SEED_RC="1")
-    assert out.returncode == 0 and calls == ["airloop seed", "airflow standalone"]
+    assert out.returncode == 0 and calls == [OFFSET, "airloop seed", "airflow standalone offset=5110"]
     assert "Seeding stopped" in out.stdout and "Airflow starts anyway" in out.stdout
     out, calls = run_demo_with_fakes(tmp_path / "b", AIRLOOP_DEMO_SEED="0")
-    assert out.returncode == 0 and calls == ["airflow standalone"]
+    assert out.returncode == 0 and calls == [OFFSET, "airflow standalone offset=5110"]
