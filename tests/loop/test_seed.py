@@ -83,6 +83,10 @@ def test_seed_replays_the_weekly_training_and_scores_each_day_with_its_champion(
             assert manifest["model"]["version"] == served.version and str(day.key) in drift_days, day
     assert report.scored == sum(read_manifest(lake, predictions_prefix(d)) is not None
                                 for d in use_case.day("2026-02-11").range_to(newest))  # fmt: skip
+    # Evidently's HTML reports for the newest 7 days (the default), the numbers only before them.
+    reports = {str(r["ds"]): r["report_prefix"] for r in store.rows(kind="drift")}
+    newest_week = {d.key for d in newest.shift(-6).range_to(newest)}
+    assert reports and all((prefix is not None) == (ds in newest_week) for ds, prefix in reports.items()), reports
 
 
 @pytest.mark.parametrize("field, value", [("scored_days", 0), ("retrain_every", 0)])

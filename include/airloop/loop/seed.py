@@ -13,7 +13,8 @@ as if the loop had been running for the last ``scored_days`` days:
    through the same gate (against the baseline, then the champion) and registry; each is
    registered at the instant its window closed (a replayed clock, as the backtest does);
 4. every scored day scored with the champion of that day and monitored (drift and, where
-   outcomes are in, performance), so *Model versions* and *Monitoring* have something to show.
+   outcomes are in, performance), so *Model versions* and *Monitoring* have something to show;
+   the newest ``reported_days`` get Evidently's HTML reports, older days the numbers only.
 
 A week before the first promotion is not scored: nothing would have served it. The gate is
 never bypassed; when no training passes it, the seed says so and scores nothing. Every step
@@ -52,6 +53,7 @@ def seed_history(
     training_days: int = 28,
     scored_days: int = 28,
     retrain_every: int = 7,
+    reported_days: int = 7,
     log: Callable[[str], None] = print,
 ) -> SeedReport:
     """Seed the history ending with ``newest`` (the newest closed day); see the module docstring.
@@ -60,6 +62,8 @@ def seed_history(
     :param training_days: the window each training reads (the days before its training day).
     :param scored_days: days scored and monitored, ending with ``newest``.
     :param retrain_every: days between trainings (train_model runs weekly).
+    :param reported_days: the newest days get Evidently's HTML reports; older scored days get the
+        numbers only (the chart and table), since a report costs about 9 s a day here.
     :raises airloop.loop.warmup.WarmupError: the data cannot hold that history (names the days).
     """
     import time
@@ -119,6 +123,7 @@ def seed_history(
     store = MonitoringStore(settings.registry_url)
     monitored = {str(r["ds"]) for r in store.rows(kind="drift", start=scored[0].date, end=newest.date)}
     name = use_case.model.name
+    reported = set(scored[-reported_days:]) if reported_days > 0 else set()
     clock = ReplayClock(scored[0].start)
     registry = ModelRegistry(settings.registry_url, clock=clock)
     trained = {(v.window_start, v.window_end) for v in registry.versions(name) if v.status != "pending"}
@@ -148,9 +153,10 @@ def seed_history(
                 report.scored += 1
                 done.append("scored")
             if str(day.key) not in monitored:
-                monitor_drift(day, settings=settings, lake=lake, store=store, config=config)
+                render = day in reported
+                monitor_drift(day, settings=settings, lake=lake, store=store, config=config, render=render)
                 monitor_performance(outcome_day(day, config), settings=settings, lake=lake, store=store, config=config,
-                                    measured_on=day)  # fmt: skip
+                                    measured_on=day, render=render)  # fmt: skip
                 report.monitored += 1
                 done.append("monitored")
             if done:
