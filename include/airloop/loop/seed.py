@@ -38,12 +38,16 @@ class SeedReport:
     ingested: int = 0
     features: int = 0
     champion: int | None = None
-    trained: bool = False  # trained at least once in this run
     trainings: list[str] = field(default_factory=list)  # each training's outcome, in order
     scored: int = 0
     monitored: int = 0
     refusal: str = ""  # why the first model was not promoted (then nothing is scored)
     seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def trained(self) -> bool:
+        """Trained at least once in this run."""
+        return bool(self.trainings)
 
 
 def seed_history(
@@ -88,8 +92,8 @@ def seed_history(
     report = SeedReport()
     log(plan.describe().replace("[season]", "[seed]"))
 
-    def step(name: str, started: float) -> None:
-        report.seconds[name] = round(time.monotonic() - started, 1)
+    def step(name: str, started: float) -> None:  # seconds per step, summed over its rounds
+        report.seconds[name] = round(report.seconds.get(name, 0) + time.monotonic() - started, 1)
 
     # 1. Raw days: the plan's history, then the scored week.
     started = time.monotonic()
@@ -126,19 +130,18 @@ def seed_history(
     reported = set(scored[-reported_days:]) if reported_days > 0 else set()
     clock = ReplayClock(scored[0].start)
     registry = ModelRegistry(settings.registry_url, clock=clock)
-    trained = {(v.window_start, v.window_end) for v in registry.versions(name) if v.status != "pending"}
+    windows_trained = {(v.window_start, v.window_end) for v in registry.versions(name) if v.status != "pending"}
     for offset in range(0, len(scored), retrain_every):
         week = scored[offset : offset + retrain_every]
         window = (week[0].shift(-training_days), week[0].shift(-1))
-        if (window[0].date, window[1].date) not in trained:
+        if (window[0].date, window[1].date) not in windows_trained:
             started = time.monotonic()
             clock.set(window[1].end)  # train_model's run after the window's last day closed
             log(f"[seed] training on {window[0]} .. {window[1]} (the model serving from {week[0]})")
             outcome = _train_and_gate(settings, lake, registry, use_case, window)
-            report.trained = True
             report.trainings.append(outcome)
             log(f"[seed] {outcome}")
-            report.seconds["train"] = round(report.seconds.get("train", 0) + time.monotonic() - started, 1)
+            step("train", started)
         started = time.monotonic()
         for day in week:
             clock.set(day.cutoff)  # batch_predict's run for the day
@@ -161,7 +164,7 @@ def seed_history(
                 done.append("monitored")
             if done:
                 log(f"[seed] {' and '.join(done)} {day} with v{champion.version}")
-        report.seconds["score_monitor"] = round(report.seconds.get("score_monitor", 0) + time.monotonic() - started, 1)
+        step("score_monitor", started)
     champion = registry.champion(name)
     if champion is None:
         # The gate is not bypassed for a demo: Model versions shows the refused versions and why;

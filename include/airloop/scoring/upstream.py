@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Iterable, Mapping
 
-from airloop.core.storage import Lake, StorageError, partition_prefix, read_manifest, sha256_bytes
+from airloop.core.storage import Lake, StorageError, read_manifest, sha256_bytes
 from airloop.scoring.errors import ScoringError, UpstreamCorruptError, UpstreamNotReadyError
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,12 @@ def upstream_partitions(day: "LogicalDay", use_case: "UseCase", prefixes: "Mappi
     if use_case.features is None:
         raise ScoringError(f"use case {use_case.name!r} defines no features (use_case.features)")
     previous = day.shift(-1).key
-    prefixes = prefixes or {}
-    return [
-        f"{prefixes[view.name]}/ds={previous}" if view.name in prefixes else partition_prefix("features", view.name, previous)
-        for view in use_case.features.views
-    ]
+    return [f"{_view_prefix(view.name, prefixes)}/ds={previous}" for view in use_case.features.views]
+
+
+def _view_prefix(view: str, prefixes: "Mapping[str, str] | None") -> str:
+    """Where a view's partitions live: the registered layout's prefix, else ``features/<view>``."""
+    return (prefixes or {}).get(view) or f"features/{view}"
 
 
 def view_prefixes(settings: "Settings", use_case: "UseCase", *, lake: Lake | None = None) -> dict[str, str]:
@@ -104,7 +105,7 @@ def days_with_inputs(lake: Lake, use_case: "UseCase", days: "Iterable[LogicalDay
         return []
     published = set()
     for view in use_case.features.views if use_case.features else ():
-        published.update(list_partitions(lake, (prefixes or {}).get(view.name) or f"features/{view.name}"))
+        published.update(list_partitions(lake, _view_prefix(view.name, prefixes)))
     return [d for d in days if all(p in published for p in upstream_partitions(d, use_case, prefixes))]
 
 
